@@ -1,0 +1,428 @@
+"""`memcli mem`: everything a person can do with memory, without a model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from memcli.cli.output import err, json_line, note, out
+from memcli.errors import UsageError
+from memcli.store.core import Batch, Change, Triple, TripleStore
+
+app = typer.Typer(
+    help="Inspect and edit memory: add, edit and remove facts, import, export, undo.",
+    no_args_is_help=True,
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="MEMCLI_DB",
+        help="Memory file to use (default: memory.db in MEMCLI_HOME).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
+NewRelation = Annotated[
+    bool, typer.Option("--new-relation", help="Accept a relation name memory does not know yet.")
+]
+
+
+def open_store(db: Path | None) -> TripleStore:
+    return TripleStore(db)
+
+
+def triple_line(t: Triple) -> str:
+    return f"{t.subject} >> {t.relation} >> {t.object}"
+
+
+def print_triples(triples: list[Triple], as_json: bool) -> None:
+    if as_json:
+        for t in triples:
+            json_line(t.as_dict())
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("id", "subject", "relation", "object", "source"):
+        table.add_column(column, justify="right" if column == "id" else "left")
+    for t in triples:
+        table.add_row(str(t.id), t.subject, t.relation, t.object, t.source)
+    out.print(table)
+
+
+def _change_text(change: Change) -> str:
+    before = " >> ".join(change.before) if change.before else ""
+    after = " >> ".join(change.after) if change.after else ""
+    if change.op == "add":
+        return f"added {after}"
+    if change.op == "remove":
+        return f"removed {before}"
+    return f"{before}  →  {after}"
+
+
+@app.command()
+def add(
+    subject: Annotated[str, typer.Argument(help="Who or what the fact is about.")],
+    relation: Annotated[str, typer.Argument(help="A relation name, e.g. 'country'.")],
+    object: Annotated[str, typer.Argument(help="The value.")],
+    source: Annotated[str, typer.Option(help="Where the fact comes from.")] = "manual",
+    new_relation: NewRelation = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add one fact; prints its id. Adding a fact memory already holds changes nothing."""
+    with open_store(db) as store:
+        result = store.add(subject, relation, object, source, new_relation=new_relation)
+    if as_json:
+        json_line({**result.triple.as_dict(), "created": result.created})
+    elif result.created:
+        out.print(result.triple.id)
+    else:
+        out.print(result.triple.id)
+        note(f"already in memory as {result.triple.id}: {triple_line(result.triple)}")
+
+
+@app.command()
+def edit(
+    triple_id: Annotated[int, typer.Argument(metavar="ID", help="The fact to change.")],
+    subject: Annotated[str | None, typer.Option(help="New subject.")] = None,
+    relation: Annotated[str | None, typer.Option(help="New relation.")] = None,
+    object: Annotated[str | None, typer.Option("--object", help="New object.")] = None,
+    new_relation: NewRelation = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change the subject, relation or object of a fact (its id stays)."""
+    if subject is None and relation is None and object is None:
+        raise UsageError("say what to change: --subject, --relation and/or --object")
+    with open_store(db) as store:
+        triple = store.edit(triple_id, subject, relation, object, new_relation=new_relation)
+    if as_json:
+        json_line(triple.as_dict())
+    else:
+        note(f"edited {triple.id}: {triple_line(triple)}")
+
+
+@app.command()
+def rm(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", help="Facts to remove.")]
+    = None,
+    subject: Annotated[str | None, typer.Option(help="Remove every fact with this subject.")]
+    = None,
+    relation: Annotated[str | None, typer.Option(help="…and this relation.")] = None,
+    object: Annotated[str | None, typer.Option("--object", help="…and this object.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove facts by id, or every fact matching --subject/--relation/--object.
+    Removing by match asks first unless --yes; `memcli mem undo` brings them back."""
+    by_match = any(v is not None for v in (subject, relation, object))
+    if bool(ids) == by_match:
+        raise UsageError("give fact ids, or --subject/--relation/--object, not both")
+    with open_store(db) as store:
+        if ids:
+            targets = [store.get(i) for i in dict.fromkeys(ids)]
+        else:
+            targets = store.find(subject, relation, object)
+        if not targets:
+            note("nothing matches; nothing removed")
+            return
+        if dry_run:
+            print_triples(targets, as_json)
+            note(f"would remove {len(targets)} fact(s)")
+            return
+        if by_match and not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    f"{len(targets)} fact(s) match; pass --yes to remove them (or --dry-run)"
+                )
+            print_triples(targets[:20], False)
+            more = f" (showing 20 of {len(targets)})" if len(targets) > 20 else ""
+            if not typer.confirm(f"Remove {len(targets)} fact(s){more}?", err=True):
+                note("nothing removed")
+                raise typer.Exit(1)
+        removed = store.remove([t.id for t in targets])
+    if as_json:
+        for t in removed:
+            json_line(t.as_dict())
+    note(f"removed {len(removed)} fact(s); `memcli mem undo` restores them")
+
+
+@app.command("ls")
+def list_(
+    subject: Annotated[str | None, typer.Option(help="Only facts with this subject.")] = None,
+    relation: Annotated[str | None, typer.Option(help="Only facts with this relation.")] = None,
+    object: Annotated[str | None, typer.Option("--object", help="Only this object.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources containing this text.")]
+    = None,
+    limit: Annotated[int | None, typer.Option(help="Show at most this many.", min=0)] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List facts, oldest first. Names match ignoring case and spacing."""
+    with open_store(db) as store:
+        triples = store.find(subject, relation, object, source, limit)
+    print_triples(triples, as_json)
+
+
+@app.command()
+def show(
+    triple_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one fact with its source and history."""
+    with open_store(db) as store:
+        triple = store.get(triple_id)
+        changes = store.history(triple_id)
+    if as_json:
+        json_line({**triple.as_dict(), "history": [c.as_dict() for c in changes]})
+        return
+    out.print(f"{triple.id}: {triple_line(triple)}")
+    out.print(f"  source:  {triple.source}")
+    out.print(f"  added:   {triple.created_at}")
+    out.print(f"  changed: {triple.updated_at}")
+    for change in changes:
+        out.print(f"  batch {change.batch_id} {change.at}: {_change_text(change)}")
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for (approximate).")],
+    limit: Annotated[int, typer.Option(help="At most this many matches.", min=1)] = 10,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find entities and relations whose names resemble TEXT, best match first."""
+    from memcli.store.matching import search as run_search
+
+    with open_store(db) as store:
+        matches = run_search(store, text, limit)
+    if as_json:
+        for m in matches:
+            json_line(m.as_dict())
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("score", "kind", "name", "facts"):
+        table.add_column(column, justify="right" if column in ("score", "facts") else "left")
+    for m in matches:
+        table.add_row(f"{m.score:.0f}", m.kind, m.name, str(m.triples))
+    out.print(table)
+
+
+@app.command()
+def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """How much memory holds, and where it lives."""
+    with open_store(db) as store:
+        figures = store.stats()
+    if as_json:
+        json_line(figures)
+        return
+    for name, value in figures.items():
+        out.print(f"{name.replace('_', ' ')}: {value}")
+
+
+@app.command()
+def relations(
+    add: Annotated[
+        list[str] | None, typer.Option("--add", help="Add a relation name (repeatable).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the relation names memory knows (and how often each is used), or add some."""
+    with open_store(db) as store:
+        for name in add or []:
+            rid, created = store.add_relation(name)
+            note(f"added relation {rid}: {name}" if created else f"{name!r} is already known")
+        if add:
+            return
+        rows = store.relations()
+    if as_json:
+        for row in rows:
+            json_line(row)
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("id", "name", "wikidata", "facts"):
+        table.add_column(column, justify="right" if column in ("id", "facts") else "left")
+    for row in rows:
+        table.add_row(str(row["id"]), row["name"], row["wikidata_id"] or "", str(row["triples"]))
+    out.print(table)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="CSV or TSV file, or - for stdin.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and count; change nothing.")
+    ] = False,
+    skip_errors: Annotated[
+        bool, typer.Option("--skip-errors", help="Import the good rows; write the bad ones out.")
+    ] = False,
+    rejects: Annotated[
+        str | None, typer.Option(help="Where --skip-errors writes rejected rows.")
+    ] = None,
+    new_relation: NewRelation = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import facts from CSV/TSV with a header `subject,relation,object[,source]`.
+
+    All or nothing: any bad row aborts the import, every error is reported as
+    FILE:LINE: field: problem, and memory is unchanged. The whole import is one batch:
+    `memcli mem undo` takes it back.
+    """
+    from memcli.store.csvio import import_triples
+
+    with open_store(db) as store:
+        with _progress("checking rows") as progress:
+            report = import_triples(
+                store, file, dry_run=dry_run, skip_errors=skip_errors,
+                rejects_path=rejects, new_relation=new_relation, progress=progress,
+            )
+    if as_json:
+        json_line(report.as_dict())
+    for line in report.errors:
+        err.print(line, markup=False, highlight=False)
+    if report.error_count > len(report.errors):
+        note(f"… and {report.error_count - len(report.errors)} more errors")
+    verb = "would add" if dry_run else "added"
+    note(
+        f"{verb} {report.added} of {report.rows} rows; duplicates: "
+        f"{report.duplicates_in_file} in file, {report.duplicates_in_memory} already in memory; "
+        f"errors: {report.error_count}"
+        + (f" (rejects in {report.rejects_file})" if report.rejects_file else "")
+        + (f"; batch {report.batch_id}" if report.batch_id else "")
+    )
+    if dry_run and report.error_count:
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A Rich progress bar on stderr when stderr is a terminal; otherwise nothing."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=err, transient=True)
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=None)
+        return lambda done, total: self.bar.update(task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def export(
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="File to write (default: stdout).")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="jsonl (default), csv, nt or sqlite; "
+                     "guessed from the file name when omitted."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Write a snapshot of memory. jsonl and sqlite keep everything (restore gives back
+    exactly the same memory); csv is what `import` reads; nt is N-Triples for RDF tools."""
+    from memcli.store import snapshots
+
+    chosen = snapshots.format_for(output, fmt)
+    with open_store(db) as store:
+        count = snapshots.export(store, output, chosen)
+    note(f"exported {count} fact(s) as {chosen}" + (f" to {output}" if output else ""))
+
+
+@app.command()
+def restore(
+    snapshot: Annotated[
+        str, typer.Argument(help="A jsonl, csv or sqlite snapshot from `export`, or -.")
+    ],
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Add the snapshot's facts instead of replacing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing.")]
+    = False,
+    db: DbOption = None,
+) -> None:
+    """Replace memory with a snapshot (one batch: `memcli mem undo` reverts it)."""
+    from memcli.store import snapshots
+
+    with open_store(db) as store:
+        if not merge and not yes and store.count() and sys.stdin.isatty():
+            if not typer.confirm(f"Replace all {store.count()} facts in memory?", err=True):
+                raise typer.Exit(1)
+        batch_id, removed, added = snapshots.restore(store, snapshot, merge=merge)
+    note(
+        f"restored {snapshot}: removed {removed}, added {added}"
+        + (f"; batch {batch_id}" if batch_id else "")
+    )
+
+
+@app.command()
+def log(
+    limit: Annotated[int, typer.Option(help="Show this many batches.", min=1)] = 20,
+    batch: Annotated[
+        int | None, typer.Option(help="Show the changes of this batch instead.")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The change log: every add, edit, removal, import, restore and undo, newest first."""
+    with open_store(db) as store:
+        if batch is not None:
+            store.get_batch(batch)
+            changes = store.batch_changes(batch, limit)
+            if as_json:
+                for c in changes:
+                    json_line(c.as_dict())
+                return
+            for c in changes:
+                out.print(f"{c.triple_id}: {_change_text(c)}", markup=False)
+            return
+        batches = store.log(limit)
+    if as_json:
+        for b in batches:
+            json_line(b.as_dict())
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("batch", "when", "kind", "changes", "description", "undone"):
+        table.add_column(column, justify="right" if column in ("batch", "changes") else "left")
+    for b in batches:
+        table.add_row(
+            str(b.id), b.created_at, b.kind, str(b.changes), b.description,
+            f"by {b.undone_by}" if b.undone_by else "",
+        )
+    out.print(table)
+
+
+@app.command()
+def undo(
+    batch: Annotated[
+        int | None, typer.Option(help="Undo this batch (when nothing later depends on it).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revert the latest batch of changes exactly (a whole import, restore or rm is one)."""
+    with open_store(db) as store:
+        reverted: Batch = store.undo(batch)
+    if as_json:
+        json_line(reverted.as_dict())
+    note(f"undid batch {reverted.id} ({reverted.kind}: {reverted.description})")
