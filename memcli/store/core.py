@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -56,7 +56,7 @@ class Triple:
     source: str
     created_at: str
     updated_at: str
-    batch_id: int
+    batch_id: int = field(compare=False)  # bookkeeping: which batch added it
 
     def as_dict(self) -> dict:
         return {

@@ -31,6 +31,10 @@ def name_problem(name: str) -> str | None:
     found = _FORBIDDEN.search(name)
     if found:
         return f"contains {found.group()!r}, a memory-command delimiter"
+    stripped = name.strip()
+    for tail in (">", "--"):
+        if stripped.endswith(tail):
+            return f"ends with {tail!r}, which would run into a memory-command delimiter"
     return None
 
 

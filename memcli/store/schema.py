@@ -46,7 +46,7 @@ def _v1_initial(db: sqlite3.Connection) -> None:
             undone_by INTEGER
         );
         CREATE TABLE triples (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: history refers to ids
             subject_id INTEGER NOT NULL REFERENCES entities(id),
             relation_id INTEGER NOT NULL REFERENCES relations(id),
             object_id INTEGER NOT NULL REFERENCES entities(id),

@@ -161,17 +161,17 @@ def read_snapshot(path: str) -> list[Row]:
             if handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
                 return _read_sqlite(Path(path))
     label, data = csvio.read_source(path)
+    if not data.strip():
+        return []  # the export of an empty memory
     text = csvio.decode(label, data)
-    if label.lower().endswith((".csv", ".tsv")) or not text.lstrip().startswith("{"):
-        return _read_csv(label, text)
-    return _read_jsonl(label, text)
+    is_json = label.lower().endswith((".jsonl", ".json", ".ndjson"))
+    if is_json or (not label.lower().endswith((".csv", ".tsv")) and text.lstrip()[:1] in "{["):
+        return _read_jsonl(label, text)
+    return _read_csv(label, text)
 
 
 def _read_sqlite(path: Path) -> list[Row]:
-    try:
-        snapshot = TripleStore.open_readonly(path)
-    except MemcliError as exc:
-        raise MemcliError(f"cannot restore: {exc}") from None
+    snapshot = TripleStore.open_readonly(path)
     try:
         return [tuple(row) for row in snapshot.db.execute(_ROWS)]  # type: ignore[misc]
     finally:
