@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from memcli.cli.output import err, json_line, note, out
+from memcli.cli.output import err, json_line, note, out, print_table
 from memcli.errors import UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
 
@@ -52,7 +52,7 @@ def print_triples(triples: list[Triple], as_json: bool) -> None:
         table.add_column(column, justify="right" if column == "id" else "left")
     for t in triples:
         table.add_row(str(t.id), t.subject, t.relation, t.object, t.source)
-    out.print(table)
+    print_table(table)
 
 
 def _change_text(change: Change) -> str:
@@ -214,7 +214,7 @@ def search(
         table.add_column(column, justify="right" if column in ("score", "facts") else "left")
     for m in matches:
         table.add_row(f"{m.score:.0f}", m.kind, m.name, str(m.triples))
-    out.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -254,7 +254,7 @@ def relations(
         table.add_column(column, justify="right" if column in ("id", "facts") else "left")
     for row in rows:
         table.add_row(str(row["id"]), row["name"], row["wikidata_id"] or "", str(row["triples"]))
-    out.print(table)
+    print_table(table)
 
 
 @app.command("import")
@@ -409,7 +409,7 @@ def log(
             str(b.id), b.created_at, b.kind, str(b.changes), b.description,
             f"by {b.undone_by}" if b.undone_by else "",
         )
-    out.print(table)
+    print_table(table)
 
 
 @app.command()

@@ -26,3 +26,11 @@ def note(message: str) -> None:
 
 def json_line(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def print_table(table: Any) -> None:
+    """A Rich table on stdout without the trailing padding Rich leaves on each line."""
+    with out.capture() as captured:
+        out.print(table)
+    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+    sys.stdout.write(text + "\n")

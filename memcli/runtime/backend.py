@@ -1,0 +1,245 @@
+"""What the generation loop needs from a model, and a scripted fake for tests.
+
+The loop owns decoding: it asks the backend for the logits of the last position, applies
+its own token mask (see `constraints.py`) and samples. The backend only keeps the KV
+cache in step with `tokens`, so inserted text (read results) costs only its own tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Logits = npt.NDArray[np.float32]
+Mask = npt.NDArray[np.bool_]
+
+
+@dataclass
+class Stats:
+    """Counters since the backend was made (or `reset()`).
+
+    `prompt_tokens` counts tokens evaluated that the model did not itself sample (the
+    prompt, inserted read results); `generated_tokens` counts tokens from `sample()`.
+    """
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    eval_calls: int = 0
+    eval_seconds: float = 0.0
+
+    def reset(self) -> None:
+        self.prompt_tokens = self.generated_tokens = self.eval_calls = 0
+        self.eval_seconds = 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    stats: Stats
+
+    @property
+    def n_ctx(self) -> int: ...
+    @property
+    def n_vocab(self) -> int: ...
+    @property
+    def eos_token(self) -> int: ...
+    @property
+    def end_tokens(self) -> frozenset[int]:
+        """Every token that ends generation (EOS, end-of-turn)."""
+        ...
+
+    @property
+    def tokens(self) -> list[int]: ...
+    @property
+    def n_past(self) -> int: ...
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]: ...
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+    def token_bytes(self, token: int) -> bytes: ...
+    def apply_chat_template(
+        self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str: ...
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        """Append `tokens` to the cache, evaluating only them."""
+        ...
+
+    def logits(self) -> Logits:
+        """Logits for the next token after `tokens` (a copy)."""
+        ...
+
+    def truncate(self, n: int) -> None:
+        """Drop everything in the cache after the first `n` tokens."""
+        ...
+
+    def sample(
+        self, allowed: Mask | None = None, temperature: float = 0.0, top_p: float = 1.0
+    ) -> int:
+        """Pick the next token from `logits()` among `allowed` (greedy at temperature 0)."""
+        ...
+
+
+def pick_token(
+    logits: Logits,
+    allowed: Mask | None,
+    temperature: float,
+    top_p: float,
+    rng: np.random.Generator,
+) -> int:
+    if allowed is not None:
+        if not allowed.any():
+            raise ValueError("the token mask allows no token")
+        logits = np.where(allowed[: len(logits)], logits, -np.inf)
+    if temperature <= 0.0:
+        return int(np.argmax(logits))
+    z = (logits - logits.max()) / temperature
+    p = np.exp(z, dtype=np.float64)
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p)
+        keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return int(rng.choice(len(p), p=p))
+
+
+def sync(backend: Backend, tokens: Sequence[int]) -> int:
+    """Make the cache hold exactly `tokens`, keeping the longest common prefix.
+
+    Returns how many tokens were evaluated. At least the last token is re-evaluated so
+    that `logits()` belongs to the new sequence.
+    """
+    cached = backend.tokens
+    keep = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        keep += 1
+    keep = min(keep, len(tokens) - 1) if tokens else 0
+    backend.truncate(keep)
+    backend.eval(tokens[keep:])
+    return len(tokens) - keep
+
+
+class FakeBackend:
+    """A deterministic scripted model over a small character-level vocabulary.
+
+    After every prompt (any `eval` of tokens it did not sample), it wants to write
+    `script` token by token, then EOS. Every other token gets a lower, fixed score
+    (lower ids score higher), so under a mask it picks the best allowed token.
+    """
+
+    SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+    PIECES = ("({", "})", ">>", "-->", "MEM_READ", "MEM_WRITE", "MEM_", "READ", "WRITE")
+
+    def __init__(self, script: str = "", n_ctx: int = 4096, seed: int = 0):
+        self.vocab: list[str] = [*self.SPECIAL, *self.PIECES]
+        self.vocab += [chr(c) for c in (*range(32, 127), *range(0xA1, 0x100))] + ["\n", "\t"]
+        self.vocab += sorted({c for c in script if c not in self.vocab})
+        self._ids = {s: i for i, s in enumerate(self.vocab)}
+        self._n_ctx = n_ctx
+        self._tokens: list[int] = []
+        self._script = self.tokenize(script)
+        self._pos = 0
+        self._pending: int | None = None
+        self._rng = np.random.default_rng(seed)
+        self.stats = Stats()
+
+    def set_script(self, script: str) -> None:
+        for c in script:
+            if c not in self._ids:
+                raise ValueError(f"character {c!r} not in the fake vocabulary")
+        self._script = self.tokenize(script)
+        self._pos = 0
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def eos_token(self) -> int:
+        return self._ids["<|im_end|>"]
+
+    @property
+    def end_tokens(self) -> frozenset[int]:
+        return frozenset({self._ids["<|im_end|>"], self._ids["<|endoftext|>"]})
+
+    @property
+    def tokens(self) -> list[int]:
+        return list(self._tokens)
+
+    @property
+    def n_past(self) -> int:
+        return len(self._tokens)
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Greedy longest match; special tokens only when `special`."""
+        out: list[int] = []
+        i = 0
+        longest = max(len(s) for s in self.vocab)
+        while i < len(text):
+            for n in range(min(longest, len(text) - i), 0, -1):
+                piece = text[i : i + n]
+                tok = self._ids.get(piece)
+                if tok is not None and (special or piece not in self.SPECIAL):
+                    out.append(tok)
+                    i += n
+                    break
+            else:
+                raise ValueError(f"character {text[i]!r} not in the fake vocabulary")
+        return out
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return "".join("" if t < len(self.SPECIAL) else self.vocab[t] for t in tokens)
+
+    def token_bytes(self, token: int) -> bytes:
+        return self.detokenize([token]).encode()
+
+    def apply_chat_template(
+        self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        tokens = list(tokens)
+        if not tokens:
+            return
+        if len(self._tokens) + len(tokens) > self._n_ctx:
+            raise ValueError("context window is full")
+        sampled = self._pending is not None and tokens[0] == self._pending
+        self._pending = None
+        if sampled:
+            self._pos += 1
+        else:
+            self._pos = 0
+        self.stats.prompt_tokens += len(tokens) - sampled
+        self.stats.eval_calls += 1
+        self._tokens += tokens
+
+    def logits(self) -> Logits:
+        scores = -np.arange(self.n_vocab, dtype=np.float32) / self.n_vocab
+        want = self._script[self._pos] if self._pos < len(self._script) else self.eos_token
+        scores[want] = 10.0
+        return scores
+
+    def truncate(self, n: int) -> None:
+        del self._tokens[n:]
+        self._pending = None
+
+    def sample(
+        self, allowed: Mask | None = None, temperature: float = 0.0, top_p: float = 1.0
+    ) -> int:
+        token = pick_token(self.logits(), allowed, temperature, top_p, self._rng)
+        self._pending = token
+        self.stats.generated_tokens += 1
+        return token
+
