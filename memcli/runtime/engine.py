@@ -1,0 +1,428 @@
+"""The generate-read-resume loop, and memory writes from text.
+
+`MemoryEngine.answer` streams an answer; when the model opens a memory call the decoder
+switches to token masks (only valid continuations: existing entities, known relations),
+the read runs against the store when `)-->` is reached, the results and `})` are
+appended on the same KV cache, and generation resumes. `MemoryEngine.write` produces one
+`MEM_WRITE` call for a sentence, constrained to spans of that sentence.
+
+Departure from MemLLM, on purpose: when the question names an entity that is in memory,
+the answer starts with a read (`read_first`), restricted to the entities named. The
+bundled 135M model rarely decides to read by itself; the adapters (recipes/) teach it to.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from memcli import protocol
+from memcli.protocol import ReadQuery, StreamParser
+from memcli.runtime import prompts
+from memcli.runtime.backend import Backend, sync
+from memcli.runtime.events import (
+    CallFailed,
+    CallStart,
+    CallText,
+    Done,
+    Event,
+    ReadDone,
+    Text,
+    Timing,
+    WriteDone,
+)
+from memcli.store import names
+from memcli.store.core import Triple, TripleStore
+
+if TYPE_CHECKING:
+    from memcli.runtime.constraints import Command, ConstrainedDecoder
+
+OPEN = "({"
+_WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
+
+
+@dataclass
+class EngineConfig:
+    max_tokens: int = 200
+    max_write_tokens: int = 160
+    max_reads: int = 3
+    temperature: float = 0.0
+    few_shot: bool = True
+    read_first: bool = True
+    entity_threshold: float = 88.0
+    relation_threshold: float = 85.0
+
+
+@dataclass
+class _Turn:
+    """Book-keeping for one answer."""
+
+    parser: StreamParser = field(default_factory=StreamParser)
+    text: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    reads: list[ReadDone] = field(default_factory=list)
+    seen: set = field(default_factory=set)
+    call_start: int = 0  # KV position where the current call's `({` begins
+    call_prefix: str = ""  # text of that token before `({`, restored if the call goes
+    queries: list[ReadQuery] = field(default_factory=list)  # of the call being decoded
+
+
+class MemoryEngine:
+    """A model (any `Backend`) that reads and writes a `TripleStore` while it generates."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: TripleStore | None,
+        *,
+        decoder: ConstrainedDecoder | None = None,
+        config: EngineConfig | None = None,
+    ):
+        self.backend = backend
+        self.store = store
+        self.config = config or EngineConfig()
+        self._decoder = decoder
+        self._no_open: np.ndarray | None = None
+        self._no_brace: np.ndarray | None = None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def decoder(self) -> ConstrainedDecoder:
+        if self._decoder is None:
+            from memcli.runtime.constraints import ConstrainedDecoder
+
+            self._decoder = ConstrainedDecoder.for_backend(self.backend)
+        return self._decoder
+
+    def _bans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Masks for free text: no token containing `({` (and, right after a `(`, none
+        starting with `{`), so that a removed or capped read cannot be reopened."""
+        if self._no_open is None:
+            n = self.backend.n_vocab
+            pieces = [self.backend.token_bytes(t) for t in range(n)]
+            self._no_open = np.array([b"({" not in p for p in pieces], dtype=bool)
+            self._no_brace = self._no_open & np.array(
+                [not p.startswith(b"{") for p in pieces], dtype=bool
+            )
+        assert self._no_brace is not None
+        return self._no_open, self._no_brace
+
+    def mentioned_entities(self, text: str) -> list[str]:
+        """Entities in memory named in `text` (any run of up to 8 words)."""
+        if self.store is None:
+            return []
+        words = [m.group().rstrip(".'’") for m in _WORD.finditer(text)]
+        grams = {
+            names.key(" ".join(words[i:j]))
+            for i in range(len(words))
+            for j in range(i + 1, min(i + 8, len(words)) + 1)
+        }
+        grams.discard("")
+        if not grams:
+            return []
+        found: list[str] = []
+        keys = list(grams)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.db.execute(
+                f"SELECT name FROM entities WHERE key IN ({marks})", chunk
+            )
+            found += [row[0] for row in rows]
+        return sorted(found, key=lambda n: text.lower().find(n.lower()))
+
+    def run_read(self, queries: Sequence[ReadQuery]) -> tuple[list[str], list[Triple]]:
+        """Run read queries: exact names first, then approximate ones; results
+        deduplicated and capped at 30."""
+        from memcli.store.matching import closest
+
+        assert self.store is not None
+        facts: list[Triple] = []
+        results: list[str] = []
+        entity_names: list[str] | None = None
+        relation_names = self.store.relation_names()
+        for query in queries:
+            relation = closest(relation_names, query.relation, self.config.relation_threshold)
+            if relation is None:
+                continue
+            known = query.subject if query.subject is not None else query.object
+            assert known is not None
+            hits = self._lookup(query, known, relation)
+            if not hits:
+                if entity_names is None:
+                    entity_names = self.store.entity_names()
+                near = closest(entity_names, known, self.config.entity_threshold)
+                if near is not None and names.key(near) != names.key(known):
+                    hits = self._lookup(query, near, relation)
+            facts += hits
+            results += [t.object if query.subject is not None else t.subject for t in hits]
+        deduped = protocol.dedupe_results(results)[: protocol.MAX_READ_RESULTS]
+        return deduped, list({t.id: t for t in facts}.values())
+
+    def _lookup(self, query: ReadQuery, entity: str, relation: str) -> list[Triple]:
+        assert self.store is not None
+        if query.subject is not None:
+            return self.store.lookup(entity, relation, None)
+        return self.store.lookup(None, relation, entity)
+
+    # -- answering ----------------------------------------------------------------------
+
+    def answer(self, history: list[dict[str, str]], *, memory: bool = True) -> Iterator[Event]:
+        """Stream the assistant's next message for `history` (role/content dicts)."""
+        backend = self.backend
+        memory = memory and self.store is not None
+        messages = prompts.answer_messages(history, few_shot=self.config.few_shot, memory=memory)
+        prompt = backend.apply_chat_template(messages)
+        started = time.perf_counter()
+        backend.stats.reset()
+        sync(backend, backend.tokenize(prompt, special=True))
+        turn = _Turn()
+        first: float | None = None
+        stopped = "length"
+        can_read = memory and bool(self.store and self.store.count())
+        cmd: Command | None = None
+        if can_read and self.config.read_first and history:
+            mentioned = self.mentioned_entities(history[-1]["content"])
+            if mentioned:
+                cmd, events = self._open_read(turn, forced=True, entities=mentioned)
+                yield from events
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        suppress = False
+        for _ in range(self.config.max_tokens):
+            if cmd is not None:
+                allowed = self.decoder.mask(cmd)
+            elif not can_read or suppress or len(turn.reads) >= self.config.max_reads:
+                no_open, no_brace = self._bans()
+                allowed = no_brace if "".join(turn.raw[-1:]).endswith("(") else no_open
+            else:
+                allowed = None
+            try:
+                token = backend.sample(allowed, self.config.temperature)
+            except ValueError as exc:  # a mask that allows nothing: stop cleanly
+                yield CallFailed("".join(turn.raw), str(exc))
+                break
+            if first is None:
+                first = time.perf_counter() - started
+            if cmd is None and token in backend.end_tokens:
+                stopped = "end"
+                break
+            before = backend.n_past
+            try:
+                backend.eval([token])
+            except Exception as exc:  # context window full
+                yield CallFailed("", str(exc))
+                stopped = "context"
+                break
+            suppress = False
+            piece = utf8.decode(backend.token_bytes(token))
+            if cmd is not None:
+                self.decoder.advance(cmd, token)
+                yield from self._feed(turn, piece)
+                if self.decoder.is_done(cmd):
+                    cmd = None
+                    done, suppress = self._finish_read(turn)
+                    yield from done
+                continue
+            if can_read and len(turn.reads) < self.config.max_reads:
+                opened = self._find_open(turn, piece, before)
+                if opened is not None:
+                    cmd, events = self._open_read(turn, forced=False, piece=opened)
+                    yield from events
+                    continue
+            yield from self._feed(turn, piece)
+        yield from self._feed(turn, utf8.decode(b"", final=True))
+        for event in turn.parser.close():
+            yield from self._translate(turn, event)
+        elapsed = time.perf_counter() - started
+        stats = backend.stats
+        yield Timing(
+            stats.prompt_tokens,
+            stats.generated_tokens,
+            elapsed,
+            first,
+            stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
+        )
+        yield Done("".join(turn.text).strip(), "".join(turn.raw), stopped, tuple(turn.reads))
+
+    def _find_open(self, turn: _Turn, piece: str, before: int) -> str | None:
+        """If `piece` completes `({`, cut the cache back so it ends exactly there and
+        return the part of `piece` kept; else None."""
+        previous = "".join(turn.raw[-1:])
+        joined = previous[-1:] + piece
+        at = joined.find(OPEN)
+        if at < 0:
+            return None
+        cut = at + len(OPEN) - len(previous[-1:])  # end of `({` inside piece
+        if at == 0 and previous.endswith("("):
+            # `(` came in the previous token: the call starts there.
+            turn.call_start = before - 1
+            turn.call_prefix = previous[:-1]
+        else:
+            turn.call_start = before
+            turn.call_prefix = piece[: cut - len(OPEN)]
+        if cut < len(piece):
+            self.backend.truncate(before)
+            self.backend.eval(self.backend.tokenize(piece[:cut]))
+        return piece[:cut]
+
+    def _open_read(
+        self,
+        turn: _Turn,
+        *,
+        forced: bool,
+        piece: str = "",
+        entities: list[str] | None = None,
+    ) -> tuple[Command | None, list[Event]]:
+        """Put `({MEM_READ(` in the text (forcing what the model did not write) and start
+        the constrained body."""
+        assert self.store is not None
+        backend = self.backend
+        if forced:
+            turn.call_start = backend.n_past
+            turn.call_prefix = ""
+            head = protocol.READ_HEAD
+        else:
+            head = piece
+        rest = protocol.READ_HEAD[len(OPEN):] if not forced else ""
+        if forced:
+            backend.eval(backend.tokenize(head))
+        elif rest:
+            backend.eval(backend.tokenize(rest))
+        events = list(self._feed(turn, head + rest))
+        try:
+            cmd = self.decoder.start_read(
+                entities if entities is not None else self.store.entity_names(),
+                self.store.relation_names(),
+                version=None if entities is not None else self.store.revision(),
+            )
+        except Exception as exc:  # no grammar possible: drop the call
+            self._drop_call(turn)
+            events.append(CallFailed(head + rest, str(exc)))
+            return None, events
+        return cmd, events
+
+    def _finish_read(self, turn: _Turn) -> tuple[list[Event], bool]:
+        """The model wrote `)-->`: run the queries, then append results or drop the call.
+        Returns the events and whether `({` is suppressed for the next token."""
+        queries = turn.queries
+        keys = {q.key() for q in queries}
+        repeated = keys <= turn.seen
+        turn.seen |= keys
+        results, facts = ([], []) if repeated else self.run_read(queries)
+        if not results:
+            note = "repeated query" if repeated else "nothing in memory"
+            done = ReadDone(tuple(queries), (), (), kept=False, note=note)
+            self._drop_call(turn)
+            turn.reads.append(done)
+            return [done], True
+        tail = protocol.format_read_results(results)
+        self.backend.eval(self.backend.tokenize(tail))
+        events = list(self._feed(turn, tail, kind="result"))
+        done = ReadDone(tuple(queries), tuple(results), tuple(facts), kept=True)
+        turn.reads.append(done)
+        events.append(done)
+        return events, False
+
+    def _drop_call(self, turn: _Turn) -> None:
+        """Remove the current call from the cache and the text, as if never written."""
+        self.backend.truncate(turn.call_start)
+        if turn.call_prefix:
+            self.backend.eval(self.backend.tokenize(turn.call_prefix))
+        turn.parser = StreamParser()
+        raw = "".join(turn.raw)
+        at = raw.rfind(OPEN)
+        turn.raw = [raw[:at]] if at >= 0 else [raw]
+
+    def _feed(self, turn: _Turn, text: str, kind: str = "read") -> Iterator[Event]:
+        if not text:
+            return
+        turn.raw.append(text)
+        for event in turn.parser.feed(text):
+            yield from self._translate(turn, event, kind)
+
+    def _translate(
+        self, turn: _Turn, event: protocol.Event, kind: str = "read"
+    ) -> Iterator[Event]:
+        if isinstance(event, protocol.TextEvent):
+            turn.text.append(event.text)
+            yield Text(event.text)
+        elif isinstance(event, protocol.CallOpened):
+            yield CallStart(event.kind)
+        elif isinstance(event, protocol.CallText):
+            yield CallText(kind, event.text)
+        elif isinstance(event, protocol.ReadQueries):
+            turn.queries = list(event.queries)
+        elif isinstance(event, protocol.CallError):
+            yield CallFailed(event.raw, event.message)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def write(
+        self,
+        sentence: str,
+        context: str = "",
+        *,
+        source: str = "model",
+        dry_run: bool = False,
+    ) -> Iterator[Event]:
+        """One `MEM_WRITE` call for `sentence` (with the preceding `context`); the triples
+        are stored as one batch unless `dry_run`."""
+        backend = self.backend
+        started = time.perf_counter()
+        backend.stats.reset()
+        messages = prompts.write_messages(sentence, context, few_shot=self.config.few_shot)
+        prompt = backend.apply_chat_template(messages) + protocol.WRITE_HEAD
+        sync(backend, backend.tokenize(prompt, special=True))
+        relations = self.store.relation_names() if self.store else []
+        cmd = self.decoder.start_write(sentence, relations)
+        parser = StreamParser()
+        raw = [protocol.WRITE_HEAD]
+        parsed: list = []
+        yield CallStart("write")
+        yield CallText("write", protocol.WRITE_HEAD)
+        parser.feed(protocol.WRITE_HEAD)
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        first = None
+        for _ in range(self.config.max_write_tokens):
+            token = backend.sample(self.decoder.mask(cmd), self.config.temperature)
+            first = first if first is not None else time.perf_counter() - started
+            backend.eval([token])
+            self.decoder.advance(cmd, token)
+            piece = utf8.decode(backend.token_bytes(token))
+            raw.append(piece)
+            for event in parser.feed(piece):
+                if isinstance(event, protocol.CallText):
+                    yield CallText("write", event.text)
+                elif isinstance(event, protocol.WriteTriples):
+                    parsed = list(event.triples)
+                elif isinstance(event, protocol.CallError):
+                    yield CallFailed(event.raw, event.message)
+            if self.decoder.is_done(cmd):
+                break
+        else:
+            yield CallFailed("".join(raw), "the write call did not finish")
+        unique = list(dict.fromkeys(parsed))
+        stored: list[Triple] = []
+        batch_id = None
+        if unique and not dry_run and self.store is not None:
+            batch_id, stored = self.store.add_many(
+                [(t.subject, t.relation, t.object, source) for t in unique],
+                kind="model-write",
+                description=f"{source}: {sentence[:60]}",
+            )
+        elapsed = time.perf_counter() - started
+        yield WriteDone(tuple(unique), tuple(stored), batch_id, dry_run)
+        yield Timing(
+            backend.stats.prompt_tokens,
+            backend.stats.generated_tokens,
+            elapsed,
+            first,
+            backend.stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
+        )

@@ -1,0 +1,75 @@
+"""The chat-format prompts for answering with memory and for writing to it.
+
+Training data (`recipes/`) is built with these same functions, so that an adapter sees at
+inference exactly the text it was trained on.
+"""
+
+from __future__ import annotations
+
+from memcli.protocol import format_read, format_write
+from memcli.protocol import ReadQuery, Triple
+
+ANSWER_SYSTEM = (
+    "You are a helpful assistant with an explicit memory of facts. When you need a fact, "
+    "read it from memory with ({MEM_READ(subject>>relation>>)-->, and the system appends "
+    "the results and }). Answer from the results. If memory has nothing, say you do not "
+    "know."
+)
+
+WRITE_SYSTEM = (
+    "You extract facts from text into memory. After the sentence, write every fact it "
+    "states as ({MEM_WRITE-->subject>>relation>>object;...}) using words from the sentence "
+    "and known relation names. Write ({MEM_WRITE-->}) when it states none."
+)
+
+# One worked example each, shown to the base model (no adapter) as earlier turns.
+ANSWER_SHOTS: list[dict[str, str]] = [
+    {"role": "user", "content": "Which record label is Rihanna signed to?"},
+    {
+        "role": "assistant",
+        "content": format_read([ReadQuery("Rihanna", "record label", None)], ["Def Jam"])
+        + " Rihanna is signed to Def Jam.",
+    },
+]
+
+WRITE_SHOTS: list[dict[str, str]] = [
+    {
+        "role": "user",
+        "content": "Context: \nSentence: Lake Geneva lies between Switzerland and France.",
+    },
+    {
+        "role": "assistant",
+        "content": format_write(
+            [
+                Triple("Lake Geneva", "country", "Switzerland"),
+                Triple("Lake Geneva", "country", "France"),
+            ]
+        ),
+    },
+]
+
+MAX_CONTEXT_CHARS = 1500
+
+
+def answer_messages(
+    history: list[dict[str, str]], *, few_shot: bool = True, memory: bool = True
+) -> list[dict[str, str]]:
+    """System prompt, (examples), then the conversation so far."""
+    if not memory:
+        return [{"role": "system", "content": "You are a helpful assistant."}, *history]
+    shots = ANSWER_SHOTS if few_shot else []
+    return [{"role": "system", "content": ANSWER_SYSTEM}, *shots, *history]
+
+
+def write_user_message(sentence: str, context: str = "") -> str:
+    context = context[-MAX_CONTEXT_CHARS:]
+    return f"Context: {context}\nSentence: {sentence}"
+
+
+def write_messages(sentence: str, context: str = "", *, few_shot: bool = True) -> list[dict]:
+    shots = WRITE_SHOTS if few_shot else []
+    return [
+        {"role": "system", "content": WRITE_SYSTEM},
+        *shots,
+        {"role": "user", "content": write_user_message(sentence, context)},
+    ]
