@@ -39,9 +39,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from memcli.cli import mem
+    from memcli.cli import ask, mem
 
     app.add_typer(mem.app, name="mem")
+    app.command()(ask.ask)
+    app.command()(ask.ingest)
     try:  # command groups added by later work register themselves here
         from memcli.cli import models
     except ImportError:

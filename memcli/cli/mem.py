@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from memcli.cli.common import DbOption, JsonOption
 from memcli.cli.output import err, json_line, note, out, print_table
 from memcli.errors import UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
@@ -19,16 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        envvar="MEMCLI_DB",
-        help="Memory file to use (default: memory.db in MEMCLI_HOME).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
 NewRelation = Annotated[
     bool, typer.Option("--new-relation", help="Accept a relation name memory does not know yet.")
 ]

@@ -408,7 +408,7 @@ class MemoryEngine:
                 break
         else:
             yield CallFailed("".join(raw), "the write call did not finish")
-        unique = list(dict.fromkeys(parsed))
+        unique = [t for t in dict.fromkeys(parsed) if _plausible(t)]
         stored: list[Triple] = []
         batch_id = None
         if unique and not dry_run and self.store is not None:
@@ -426,3 +426,13 @@ class MemoryEngine:
             first,
             backend.stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
         )
+
+
+def _plausible(triple: protocol.Triple) -> bool:
+    """Drop what a small model writes when it runs on: an entity related to itself, or
+    to a span that contains it ("Obama" >> ... >> "Obama was born in")."""
+    subject, obj = names.key(triple.subject), names.key(triple.object)
+    if subject == obj:
+        return False
+    s_words, o_words = f" {subject} ", f" {obj} "
+    return s_words not in o_words and o_words not in s_words

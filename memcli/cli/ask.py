@@ -1,0 +1,173 @@
+"""`memcli ask` and `memcli ingest`: the model reading and writing memory."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from memcli.cli.common import (
+    AdapterOption,
+    DbOption,
+    JsonOption,
+    ModelOption,
+    NoAdapterOption,
+    ThreadsOption,
+)
+from memcli.cli.output import json_line, note
+from memcli.errors import UsageError
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer.")],
+    no_memory: Annotated[
+        bool, typer.Option("--no-memory", help="Answer without reading memory, to compare.")
+    ] = False,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer one question with memory; prints the answer and the facts it read."""
+    from memcli.runtime.events import Done, ReadDone, event_json
+    from memcli.runtime.loader import load_engine
+    from memcli.store.core import TripleStore
+
+    if not question.strip():
+        raise UsageError("the question is empty")
+    with TripleStore(db) as store:
+        engine = load_engine(
+            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads
+        )
+        done: Done | None = None
+        for event in engine.answer([{"role": "user", "content": question}],
+                                   memory=not no_memory):
+            if as_json:
+                json_line(event_json(event))
+            if isinstance(event, Done):
+                done = event
+    if as_json or done is None:
+        return
+    sys.stdout.write((done.text or "(no answer)") + "\n")
+    facts = [fact for read in done.reads if isinstance(read, ReadDone) for fact in read.facts]
+    if facts:
+        sys.stdout.write("\nFacts read:\n")
+        for fact in facts:
+            sys.stdout.write(
+                f"  {fact.id}: {fact.subject} >> {fact.relation} >> {fact.object}"
+                f"  ({fact.source}, {fact.created_at[:10]})\n"
+            )
+    elif not no_memory:
+        note("(no facts were read from memory)")
+
+
+def ingest(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="A text file, or - for stdin.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the facts; store nothing.")
+    ] = False,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read text sentence by sentence and write the facts it states into memory.
+
+    Each sentence gets one MEM_WRITE call with the preceding text as context; its facts
+    are stored as one batch (source: ingest FILE:LINE), so `memcli mem undo` takes back
+    the last sentence. Ctrl-C stops cleanly: finished sentences stay, nothing is half
+    written.
+    """
+    from memcli.runtime.events import CallFailed, WriteDone
+    from memcli.runtime.loader import load_engine
+    from memcli.runtime.sentences import split_sentences
+    from memcli.store.core import TripleStore
+    from memcli.store.csvio import decode, read_source
+
+    label, data = read_source(file)
+    text = decode(label, data) if data.strip() else ""
+    sentences = split_sentences(text)
+    if not sentences:
+        raise UsageError(f"{label}: no text to ingest")
+    name = "<stdin>" if file == "-" else file
+    stored = proposed = done = 0
+    started = time.perf_counter()
+    with TripleStore(db) as store:
+        engine = load_engine(
+            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads
+        )
+        progress = _Progress(len(sentences))
+        context: list[str] = []
+        try:
+            for sentence, line in sentences:
+                source = f"ingest {name}:{line}"
+                for event in engine.write(
+                    sentence, " ".join(context), source=source, dry_run=dry_run
+                ):
+                    if isinstance(event, WriteDone):
+                        proposed += len(event.triples)
+                        stored += len(event.stored)
+                        _print_write(event, line, as_json)
+                    elif isinstance(event, CallFailed):
+                        note(f"{name}:{line}: {event.message}")
+                context.append(sentence)
+                done += 1
+                progress.update(done)
+        except KeyboardInterrupt:
+            progress.close()
+            note(f"interrupted after {done} of {len(sentences)} sentences; their facts are kept")
+            raise typer.Exit(130) from None
+        progress.close()
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    verb = "would store" if dry_run else "stored"
+    note(f"{done} sentences ({rate:.1f}/s): {proposed} facts proposed, {verb} "
+         f"{proposed if dry_run else stored} new")
+
+
+def _print_write(event, line: int, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        json_line({"line": line, "triples": [[t.subject, t.relation, t.object]
+                                             for t in event.triples],
+                   "stored": [t.id for t in event.stored], "batch_id": event.batch_id})
+        return
+    for t in event.triples:
+        sys.stdout.write(f"{line}: {t.subject} >> {t.relation} >> {t.object}\n")
+
+
+class _Progress:
+    """Sentences per second on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            from memcli.cli.output import err
+
+            self.bar = Progress(
+                TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.speed:.1f} sentences/s" if False else ""),
+                TimeRemainingColumn(), console=err, transient=True,
+            )
+            self.task = self.bar.add_task("ingest", total=total)
+            self.bar.start()
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

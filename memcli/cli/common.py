@@ -1,0 +1,42 @@
+"""Options shared by several command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="MEMCLI_DB",
+        help="Memory file to use (default: memory.db in MEMCLI_HOME).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="A GGUF file or a registry name (see `memcli models list`); "
+        "default: the configured model, else the bundled SmolLM2-135M.",
+        show_default=False,
+    ),
+]
+AdapterOption = Annotated[
+    str | None,
+    typer.Option("--adapter", help="A GGUF LoRA adapter to apply (default: the shipped one).",
+                 show_default=False),
+]
+NoAdapterOption = Annotated[
+    bool, typer.Option("--no-adapter", help="Run the base model without the memory adapter.")
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", "-t", min=1,
+                 help="CPU threads for the model (default: measured best, or MEMCLI_THREADS).",
+                 show_default=False),
+]

@@ -1,0 +1,59 @@
+"""Turn `--model/--adapter/--threads` into a ready `MemoryEngine`: resolve the model,
+check the file before llama.cpp sees it, and pick the shipped adapter by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memcli.errors import ModelError
+from memcli.runtime.engine import EngineConfig, MemoryEngine
+from memcli.store.core import TripleStore
+
+MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+DEFAULT_ADAPTER = "smollm2-135m-memllm-lora.gguf"
+
+
+def default_adapter(model_path: Path) -> Path | None:
+    """The shipped memory adapter, when there is one for this model (the bundled one)."""
+    from memcli.catalog import bundled_model_path
+
+    try:
+        bundled = bundled_model_path()
+    except ModelError:
+        return None
+    if model_path.resolve() != bundled.resolve():
+        return None
+    for folder in (MODELS_DIR, Path(__file__).resolve().parent.parent / "data"):
+        candidate = folder / DEFAULT_ADAPTER
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_engine(
+    store: TripleStore | None,
+    *,
+    model: str | None = None,
+    adapter: str | None = None,
+    no_adapter: bool = False,
+    threads: int | None = None,
+    n_ctx: int = 4096,
+    config: EngineConfig | None = None,
+) -> MemoryEngine:
+    from memcli.catalog import resolve_model, validate_gguf
+    from memcli.runtime.llama_backend import LlamaBackend
+
+    path = resolve_model(model)
+    validate_gguf(path)
+    lora: Path | None = None
+    if not no_adapter:
+        lora = Path(adapter).expanduser() if adapter else default_adapter(path)
+        if lora is not None:
+            validate_gguf(lora)
+    if threads is not None and threads < 1:
+        raise ModelError("--threads must be at least 1")
+    backend = LlamaBackend(path, n_ctx=n_ctx, threads=threads, lora_path=lora)
+    engine_config = config or EngineConfig()
+    if lora is not None:
+        engine_config.few_shot = False  # the adapter was trained without examples
+    return MemoryEngine(backend, store, config=engine_config)
