@@ -44,6 +44,12 @@ def _register() -> None:
     app.add_typer(mem.app, name="mem")
     app.command()(ask.ask)
     app.command()(ask.ingest)
+    try:
+        from memcli.cli import chat
+    except ImportError:
+        pass
+    else:
+        app.command()(chat.chat)
     try:  # command groups added by later work register themselves here
         from memcli.cli import models
     except ImportError:
