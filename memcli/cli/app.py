@@ -50,6 +50,12 @@ def _register() -> None:
         pass
     else:
         app.command()(chat.chat)
+    try:
+        from memcli.cli import eval as eval_cli
+    except ImportError:
+        pass
+    else:
+        app.add_typer(eval_cli.app, name="eval")
     try:  # command groups added by later work register themselves here
         from memcli.cli import models
     except ImportError:
