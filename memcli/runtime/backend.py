@@ -89,22 +89,25 @@ def pick_token(
     top_p: float,
     rng: np.random.Generator,
 ) -> int:
+    ids: npt.NDArray[np.intp] | None = None
     if allowed is not None:
-        if not allowed.any():
+        ids = np.flatnonzero(allowed[: len(logits)])
+        if not len(ids):
             raise ValueError("the token mask allows no token")
-        logits = np.where(allowed[: len(logits)], logits, -np.inf)
+        logits = logits[ids]
     if temperature <= 0.0:
-        return int(np.argmax(logits))
-    z = (logits - logits.max()) / temperature
-    p = np.exp(z, dtype=np.float64)
-    p /= p.sum()
-    if top_p < 1.0:
-        order = np.argsort(-p)
-        keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
-        q = np.zeros_like(p)
-        q[keep] = p[keep]
-        p = q / q.sum()
-    return int(rng.choice(len(p), p=p))
+        best = int(np.argmax(logits))
+    else:
+        p = np.exp((logits - logits.max()) / temperature, dtype=np.float64)
+        p /= p.sum()
+        if top_p < 1.0:
+            order = np.argsort(-p)
+            keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+            q = np.zeros_like(p)
+            q[keep] = p[keep]
+            p = q / q.sum()
+        best = int(rng.choice(len(p), p=p))
+    return best if ids is None else int(ids[best])
 
 
 def sync(backend: Backend, tokens: Sequence[int]) -> int:
@@ -226,7 +229,7 @@ class FakeBackend:
         self._tokens += tokens
 
     def logits(self) -> Logits:
-        scores = -np.arange(self.n_vocab, dtype=np.float32) / self.n_vocab
+        scores = (-np.arange(self.n_vocab) / self.n_vocab).astype(np.float32)
         want = self._script[self._pos] if self._pos < len(self._script) else self.eos_token
         scores[want] = 10.0
         return scores
