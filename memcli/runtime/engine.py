@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 OPEN = "({"
 _WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 @dataclass
@@ -118,7 +119,7 @@ class MemoryEngine:
         """Entities in memory named in `text` (any run of up to 8 words)."""
         if self.store is None:
             return []
-        words = [m.group().rstrip(".'’") for m in _WORD.finditer(text)]
+        words = [_POSSESSIVE.sub("", m.group()).rstrip(".'’") for m in _WORD.finditer(text)]
         grams = {
             names.key(" ".join(words[i:j]))
             for i in range(len(words))
@@ -405,9 +406,15 @@ class MemoryEngine:
                 elif isinstance(event, protocol.CallError):
                     yield CallFailed(event.raw, event.message)
             if self.decoder.is_done(cmd):
+                closed = "".join(raw)
                 break
         else:
-            yield CallFailed("".join(raw), "the write call did not finish")
+            # Out of tokens mid-call: keep the finished triples, drop the one in progress.
+            body = "".join(raw)
+            cut = body.rfind(protocol.ITEM_SEP)
+            closed = (body[:cut] if cut >= 0 else protocol.WRITE_HEAD) + protocol.CLOSE
+            parsed = protocol.parse_write(closed)
+            yield CallText("write", protocol.CLOSE)
         unique = [t for t in dict.fromkeys(parsed) if _plausible(t)]
         stored: list[Triple] = []
         batch_id = None
@@ -418,7 +425,7 @@ class MemoryEngine:
                 description=f"{source}: {sentence[:60]}",
             )
         elapsed = time.perf_counter() - started
-        yield WriteDone(tuple(unique), tuple(stored), batch_id, dry_run)
+        yield WriteDone(tuple(unique), tuple(stored), batch_id, dry_run, closed)
         yield Timing(
             backend.stats.prompt_tokens,
             backend.stats.generated_tokens,

@@ -50,6 +50,7 @@ class WriteDone:
     stored: tuple[Triple, ...] = ()
     batch_id: int | None = None
     dry_run: bool = False
+    raw: str = ""  # the call as finally read (an unfinished last item is dropped)
 
 
 @dataclass(frozen=True)
