@@ -31,9 +31,7 @@ class ScriptedBackend(FakeBackend):
         super().eval(tokens)
         marker = self.tokenize(ASSISTANT, special=True)
         tokens = list(tokens)
-        if not sampled and any(
-            tokens[i : i + len(marker)] == marker for i in range(len(tokens))
-        ):
+        if not sampled and any(tokens[i : i + len(marker)] == marker for i in range(len(tokens))):
             self.turns += 1
 
     @property

@@ -46,7 +46,9 @@ def test_ls_table_and_json_and_filters():
         " 1   Paris     country    France   manual",
         " 2   Lyon      country    France   atlas",
     ]
-    rows = [json.loads(x) for x in run("mem", "ls", "--json", "--source", "atl").stdout.splitlines()]
+    rows = [
+        json.loads(x) for x in run("mem", "ls", "--json", "--source", "atl").stdout.splitlines()
+    ]
     assert [(r["id"], r["subject"]) for r in rows] == [(2, "Lyon")]
     assert len(run("mem", "ls", "--json", "--limit", "1").stdout.splitlines()) == 1
     assert run("mem", "ls", "--json", "--subject", "PARIS").stdout.count("\n") == 1
@@ -125,7 +127,9 @@ def test_export_restore_round_trip_through_cli(tmp_path):
     assert restored.exit_code == 0
     assert run("mem", "ls", "--json").stdout == before
     csv_out = run("mem", "export", "--format", "csv")
-    assert csv_out.stdout == "subject,relation,object,source\nA,country,B,manual\nC,country,D,manual\n"
+    assert (
+        csv_out.stdout == "subject,relation,object,source\nA,country,B,manual\nC,country,D,manual\n"
+    )
 
 
 def test_log_and_undo_batch():
@@ -149,7 +153,10 @@ def test_search_stats_relations():
     assert (stats["triples"], stats["entities"], stats["relations"]) == (1, 2, 96)
     rels = [json.loads(x) for x in run("mem", "relations", "--json").stdout.splitlines()]
     assert len(rels) == 96 and rels[1] == {
-        "id": 2, "name": "country", "wikidata_id": "P17", "triples": 0
+        "id": 2,
+        "name": "country",
+        "wikidata_id": "P17",
+        "triples": 0,
     }
     assert run("mem", "relations", "--add", "likes").stderr == "added relation 97: likes\n"
 
@@ -173,8 +180,9 @@ def test_not_a_database_is_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("group", [[], ["mem"]])
 def test_every_command_has_help(group):
-    from memcli.cli.app import app
     from typer.main import get_command
+
+    from memcli.cli.app import app
 
     command = get_command(app)
     for name in group:

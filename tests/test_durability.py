@@ -52,7 +52,9 @@ def test_import_killed_part_way_leaves_all_or_nothing(tmp_path):
     env = {**os.environ, "MEMCLI_DB": str(db)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "memcli", "mem", "import", str(csv_path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     # Wait until the import is writing its transaction, then kill it hard.
     deadline = time.monotonic() + 120

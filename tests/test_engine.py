@@ -37,8 +37,7 @@ def kinds(events):
     out: list[str] = []
     for e in events:
         name = type(e).__name__ + (f":{e.kind}" if isinstance(e, CallText) else "")
-        if not out or out[-1] != name or name not in ("Text", "CallText:read",
-                                                       "CallText:result"):
+        if not out or out[-1] != name or name not in ("Text", "CallText:read", "CallText:result"):
             out.append(name)
     return out
 
@@ -48,7 +47,13 @@ def test_read_runs_and_results_are_appended_then_generation_resumes(store):
     engine = MemoryEngine(ScriptedBackend(script), store)
     events = ask(engine, "Which label is Rihanna on?")
     assert kinds(events) == [
-        "CallStart", "CallText:read", "CallText:result", "ReadDone", "Text", "Timing", "Done",
+        "CallStart",
+        "CallText:read",
+        "CallText:result",
+        "ReadDone",
+        "Text",
+        "Timing",
+        "Done",
     ]
     read = next(e for e in events if isinstance(e, ReadDone))
     assert read.kept and read.results == ("Def Jam",)
@@ -157,13 +162,18 @@ def test_run_read_matches_approximately_and_caps(store):
 def test_mentioned_entities(store):
     engine = MemoryEngine(ScriptedBackend(""), store)
     assert engine.mentioned_entities("Is lake geneva in France, or Rihanna's?") == [
-        "Lake Geneva", "France", "Rihanna",
+        "Lake Geneva",
+        "France",
+        "Rihanna",
     ]
     assert engine.mentioned_entities("Nothing here") == []
 
 
 def test_write_stores_one_batch_with_source_and_undo_reverts(store):
-    script = "({MEM_WRITE-->Marie Curie>>country of citizenship>>Poland;Marie Curie>>award received>>Nobel Prize})"
+    script = (
+        "({MEM_WRITE-->Marie Curie>>country of citizenship>>Poland;"
+        "Marie Curie>>award received>>Nobel Prize})"
+    )
     engine = MemoryEngine(ScriptedBackend(script), store)
     sentence = "Marie Curie, born in Poland, won the Nobel Prize."
     events = list(engine.write(sentence, "", source="ingest bio.txt:3"))
@@ -181,8 +191,9 @@ def test_write_stores_one_batch_with_source_and_undo_reverts(store):
 def test_write_dry_run_and_empty_write(store):
     count = store.count()
     engine = MemoryEngine(ScriptedBackend("({MEM_WRITE-->Paris>>country>>France})"), store)
-    done = [e for e in engine.write("Paris is in France.", dry_run=True)
-            if isinstance(e, WriteDone)][0]
+    done = [
+        e for e in engine.write("Paris is in France.", dry_run=True) if isinstance(e, WriteDone)
+    ][0]
     assert len(done.triples) == 1 and done.stored == () and store.count() == count
     engine = MemoryEngine(ScriptedBackend("({MEM_WRITE-->})"), store)
     done = [e for e in engine.write("Hello there.") if isinstance(e, WriteDone)][0]
@@ -192,8 +203,11 @@ def test_write_dry_run_and_empty_write(store):
 def test_write_drops_self_relations(store):
     script = "({MEM_WRITE-->Obama>>country>>Obama;Obama>>country>>Obama was born)-->"
     engine = MemoryEngine(ScriptedBackend(script + "})"), store)
-    done = [e for e in engine.write("Obama was born in Hawaii.", dry_run=True)
-            if isinstance(e, WriteDone)]
+    done = [
+        e
+        for e in engine.write("Obama was born in Hawaii.", dry_run=True)
+        if isinstance(e, WriteDone)
+    ]
     assert done and all(t.subject != t.object for t in done[0].triples)
 
 

@@ -106,7 +106,8 @@ def test_skip_errors_imports_good_rows_and_writes_rejects(store, tmp_path):
     path = write(tmp_path, "f.csv", "subject,relation,object\nA,country,B\nC,nope,D\n")
     report = import_triples(store, path, skip_errors=True)
     assert report.added == 1 and report.error_count == 1
-    rejects = list(csv.reader(open(report.rejects_file, encoding="utf-8")))
+    with open(report.rejects_file, encoding="utf-8") as handle:
+        rejects = list(csv.reader(handle))
     assert rejects[0] == ["line", "error", "fields"]
     assert rejects[1][0] == "3" and rejects[1][2:] == ["C", "nope", "D"]
 
@@ -157,9 +158,14 @@ def test_missing_file(store):
 SAFE = strategies.names
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(SAFE, st.sampled_from(["country", "author", "part of"]), SAFE),
-                     max_size=15))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(SAFE, st.sampled_from(["country", "author", "part of"]), SAFE), max_size=15
+    )
+)
 def test_exported_csv_imports_back_to_the_same_facts(tmp_path_factory, rows):
     from memcli.store import snapshots
 
@@ -174,16 +180,22 @@ def test_exported_csv_imports_back_to_the_same_facts(tmp_path_factory, rows):
         ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(
-    st.binary(max_size=300),
-    st.lists(st.lists(st.text(max_size=12), max_size=5), max_size=8).map(
-        lambda rows: "\n".join(",".join(r) for r in rows).encode()
-    ),
-    st.lists(st.lists(st.text(max_size=12), max_size=5), max_size=8).map(
-        lambda rows: ("subject,relation,object\n" + "\n".join(",".join(r) for r in rows)).encode()
-    ),
-))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.lists(st.text(max_size=12), max_size=5), max_size=8).map(
+            lambda rows: "\n".join(",".join(r) for r in rows).encode()
+        ),
+        st.lists(st.lists(st.text(max_size=12), max_size=5), max_size=8).map(
+            lambda rows: (
+                "subject,relation,object\n" + "\n".join(",".join(r) for r in rows)
+            ).encode()
+        ),
+    )
+)
 def test_garbage_never_tracebacks_nor_half_changes(tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("fz")
     path = folder / "g.csv"

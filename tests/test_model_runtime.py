@@ -11,7 +11,7 @@ import pytest
 
 from memcli import protocol
 from memcli.runtime.engine import EngineConfig
-from memcli.runtime.events import CallFailed, CallText, Done, ReadDone, WriteDone
+from memcli.runtime.events import CallFailed, Done, ReadDone, WriteDone
 from memcli.store import names
 from memcli.store.core import TripleStore
 from tests.cli_helpers import run
@@ -19,25 +19,39 @@ from tests.cli_helpers import run
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 FACTS = [
-    ("Rihanna", "record label", "Def Jam"), ("Rihanna", "country of citizenship", "Barbados"),
-    ("Lake Geneva", "country", "Switzerland"), ("Lake Geneva", "country", "France"),
+    ("Rihanna", "record label", "Def Jam"),
+    ("Rihanna", "country of citizenship", "Barbados"),
+    ("Lake Geneva", "country", "Switzerland"),
+    ("Lake Geneva", "country", "France"),
     ("Marie Curie", "award received", "Nobel Prize in Physics"),
-    ("Marie Curie", "place of birth", "Warsaw"), ("Warsaw", "country", "Poland"),
-    ("The Hobbit", "author", "J. R. R. Tolkien"), ("J. R. R. Tolkien", "date of birth", "1892"),
-    ("Microsoft", "founded by", "Bill Gates"), ("Microsoft", "headquarters location", "Redmond"),
-    ("Amazon River", "continent", "South America"), ("Mount Fuji", "country", "Japan"),
-    ("Zürich", "country", "Switzerland"), ("São Paulo", "country", "Brazil"),
-    ("Toyota", "country", "Japan"), ("Paris", "capital of", "France"),
-    ("Angela Merkel", "member of political party", "CDU"), ("Berlin", "country", "Germany"),
+    ("Marie Curie", "place of birth", "Warsaw"),
+    ("Warsaw", "country", "Poland"),
+    ("The Hobbit", "author", "J. R. R. Tolkien"),
+    ("J. R. R. Tolkien", "date of birth", "1892"),
+    ("Microsoft", "founded by", "Bill Gates"),
+    ("Microsoft", "headquarters location", "Redmond"),
+    ("Amazon River", "continent", "South America"),
+    ("Mount Fuji", "country", "Japan"),
+    ("Zürich", "country", "Switzerland"),
+    ("São Paulo", "country", "Brazil"),
+    ("Toyota", "country", "Japan"),
+    ("Paris", "capital of", "France"),
+    ("Angela Merkel", "member of political party", "CDU"),
+    ("Berlin", "country", "Germany"),
     ("Inception", "director", "Christopher Nolan"),
 ]
 QUESTIONS = [
-    "What is the {r} of {s}?", "Tell me the {r} of {s}.", "Do you know {s}'s {r}?",
-    "Who or what is {s} connected to?", "Write one sentence about {s}.",
-    "What do you remember about {o}?", "Hello! How are you today?",
+    "What is the {r} of {s}?",
+    "Tell me the {r} of {s}.",
+    "Do you know {s}'s {r}?",
+    "Who or what is {s} connected to?",
+    "Write one sentence about {s}.",
+    "What do you remember about {o}?",
+    "Hello! How are you today?",
 ]
 SENTENCES = [
-    "{s} was born in {o}.", "{s} is located in {o}, a country in Europe.",
+    "{s} was born in {o}.",
+    "{s} is located in {o}, a country in Europe.",
     "In 1990, {s} signed with {o} after a long search.",
     "The company {s} was founded by {o} and grew quickly.",
     "{s}, which borders {o}, is famous for its lakes.",
@@ -119,7 +133,9 @@ def test_ask_reads_the_fact_it_needs():
     reads = [e for e in events if e["event"] == "readdone"]
     assert reads and reads[0]["kept"]
     assert reads[0]["queries"][0] == {
-        "subject": "Rihanna", "relation": "record label", "object": None
+        "subject": "Rihanna",
+        "relation": "record label",
+        "object": None,
     }
     assert reads[0]["results"] == ["Def Jam"]
     plain = run("ask", "Which record label is Rihanna signed to?")

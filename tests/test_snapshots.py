@@ -32,8 +32,15 @@ def test_jsonl_export_lines(store, tmp_path):
         (1, "Lake Geneva", "Switzerland", "wiki"),
         (3, 'Say "hi", Zoë', "東京", "manual"),
     ]
-    assert set(lines[0]) == {"id", "subject", "relation", "object", "source", "created_at",
-                             "updated_at"}
+    assert set(lines[0]) == {
+        "id",
+        "subject",
+        "relation",
+        "object",
+        "source",
+        "created_at",
+        "updated_at",
+    }
 
 
 def test_csv_export(store, tmp_path):
@@ -68,7 +75,8 @@ def test_export_then_restore_gives_back_exactly_the_same_memory(store, tmp_path,
     # The restore is one batch: undo brings back what was there before it.
     store.undo(batch)
     assert [(t.subject, t.object) for t in store.find()] == [
-        ('Say "hi", Zoë', "東京"), ("Extra", "Fact")
+        ('Say "hi", Zoë', "東京"),
+        ("Extra", "Fact"),
     ]
 
 
@@ -87,7 +95,8 @@ def test_restore_from_csv(store, tmp_path):
     with TripleStore(tmp_path / "other.db") as other:
         snapshots.restore(other, str(tmp_path / "s.csv"))
         assert [(t.subject, t.source) for t in other.find()] == [
-            ("Lake Geneva", "wiki"), ('Say "hi", Zoë', "manual")
+            ("Lake Geneva", "wiki"),
+            ('Say "hi", Zoë', "manual"),
         ]
 
 
@@ -113,8 +122,11 @@ def test_sqlite_export_needs_a_file(store):
         ('{"subject": "A", "relation": "country"}\n', ":1: object: missing"),
         ('{"subject": "A", "relation": "country", "object": "B;C"}\n', ":1: object: contains"),
         ('{"subject": "A", "relation": "country", "object": "B"}\nnot json\n', ":2: not JSON"),
-        ('[1, 2]\n', "expected a JSON object"),
-        ('{"id": -1, "subject": "A", "relation": "country", "object": "B"}\n', "id: not a positive"),
+        ("[1, 2]\n", "expected a JSON object"),
+        (
+            '{"id": -1, "subject": "A", "relation": "country", "object": "B"}\n',
+            "id: not a positive",
+        ),
     ],
 )
 def test_bad_jsonl_snapshot_refused_and_memory_unchanged(store, tmp_path, content, message):
@@ -138,12 +150,20 @@ def test_restore_refuses_foreign_sqlite_file(store, tmp_path):
         snapshots.restore(store, str(tmp_path / "missing.jsonl"))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(
-    st.tuples(strategies.names, st.sampled_from(["country", "author"]), strategies.names,
-              strategies.names),
-    max_size=12,
-))
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            strategies.names,
+            st.sampled_from(["country", "author"]),
+            strategies.names,
+            strategies.names,
+        ),
+        max_size=12,
+    )
+)
 def test_jsonl_round_trip_property(tmp_path_factory, rows):
     folder = tmp_path_factory.mktemp("rt")
     with TripleStore(folder / "a.db") as a, TripleStore(folder / "b.db") as b:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from memcli.cli.common import (
 )
 from memcli.cli.output import json_line, note
 from memcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from memcli.runtime.events import WriteDone
 
 
 def ask(
@@ -44,8 +47,7 @@ def ask(
             store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads
         )
         done: Done | None = None
-        for event in engine.answer([{"role": "user", "content": question}],
-                                   memory=not no_memory):
+        for event in engine.answer([{"role": "user", "content": question}], memory=not no_memory):
             if as_json:
                 json_line(event_json(event))
             if isinstance(event, Done):
@@ -126,15 +128,22 @@ def ingest(
         progress.close()
     rate = done / max(time.perf_counter() - started, 1e-9)
     verb = "would store" if dry_run else "stored"
-    note(f"{done} sentences ({rate:.1f}/s): {proposed} facts proposed, {verb} "
-         f"{proposed if dry_run else stored} new")
+    note(
+        f"{done} sentences ({rate:.1f}/s): {proposed} facts proposed, {verb} "
+        f"{proposed if dry_run else stored} new"
+    )
 
 
-def _print_write(event, line: int, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_write(event: WriteDone, line: int, as_json: bool) -> None:
     if as_json:
-        json_line({"line": line, "triples": [[t.subject, t.relation, t.object]
-                                             for t in event.triples],
-                   "stored": [t.id for t in event.stored], "batch_id": event.batch_id})
+        json_line(
+            {
+                "line": line,
+                "triples": [[t.subject, t.relation, t.object] for t in event.triples],
+                "stored": [t.id for t in event.stored],
+                "batch_id": event.batch_id,
+            }
+        )
         return
     for t in event.triples:
         sys.stdout.write(f"{line}: {t.subject} >> {t.relation} >> {t.object}\n")
@@ -157,16 +166,22 @@ class _Progress:
             from memcli.cli.output import err
 
             self.bar = Progress(
-                TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.speed:.1f} sentences/s" if False else ""),
-                TimeRemainingColumn(), console=err, transient=True,
+                TextColumn("ingesting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
             )
-            self.task = self.bar.add_task("ingest", total=total)
+            self.task = self.bar.add_task("ingest", total=total, rate="")
+            self.started = time.perf_counter()
             self.bar.start()
 
     def update(self, done: int) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=done)
+            rate = done / max(time.perf_counter() - self.started, 1e-9)
+            self.bar.update(self.task, completed=done, rate=f"{rate:.1f} sentences/s")
 
     def close(self) -> None:
         if self.bar is not None:

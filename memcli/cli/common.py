@@ -20,7 +20,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines inste
 ModelOption = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="A GGUF file or a registry name (see `memcli models list`); "
         "default: the configured model, else the bundled SmolLM2-135M.",
         show_default=False,
@@ -28,15 +29,22 @@ ModelOption = Annotated[
 ]
 AdapterOption = Annotated[
     str | None,
-    typer.Option("--adapter", help="A GGUF LoRA adapter to apply (default: the shipped one).",
-                 show_default=False),
+    typer.Option(
+        "--adapter",
+        help="A GGUF LoRA adapter to apply (default: the shipped one).",
+        show_default=False,
+    ),
 ]
 NoAdapterOption = Annotated[
     bool, typer.Option("--no-adapter", help="Run the base model without the memory adapter.")
 ]
 ThreadsOption = Annotated[
     int | None,
-    typer.Option("--threads", "-t", min=1,
-                 help="CPU threads for the model (default: measured best, or MEMCLI_THREADS).",
-                 show_default=False),
+    typer.Option(
+        "--threads",
+        "-t",
+        min=1,
+        help="CPU threads for the model (default: measured best, or MEMCLI_THREADS).",
+        show_default=False,
+    ),
 ]

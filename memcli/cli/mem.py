@@ -101,10 +101,12 @@ def edit(
 
 @app.command()
 def rm(
-    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", help="Facts to remove.")]
-    = None,
-    subject: Annotated[str | None, typer.Option(help="Remove every fact with this subject.")]
-    = None,
+    ids: Annotated[
+        list[int] | None, typer.Argument(metavar="[ID]...", help="Facts to remove.")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Remove every fact with this subject.")
+    ] = None,
     relation: Annotated[str | None, typer.Option(help="…and this relation.")] = None,
     object: Annotated[str | None, typer.Option("--object", help="…and this object.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
@@ -151,8 +153,7 @@ def list_(
     subject: Annotated[str | None, typer.Option(help="Only facts with this subject.")] = None,
     relation: Annotated[str | None, typer.Option(help="Only facts with this relation.")] = None,
     object: Annotated[str | None, typer.Option("--object", help="Only this object.")] = None,
-    source: Annotated[str | None, typer.Option(help="Only sources containing this text.")]
-    = None,
+    source: Annotated[str | None, typer.Option(help="Only sources containing this text.")] = None,
     limit: Annotated[int | None, typer.Option(help="Show at most this many.", min=0)] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -272,12 +273,16 @@ def import_(
     """
     from memcli.store.csvio import import_triples
 
-    with open_store(db) as store:
-        with _progress("checking rows") as progress:
-            report = import_triples(
-                store, file, dry_run=dry_run, skip_errors=skip_errors,
-                rejects_path=rejects, new_relation=new_relation, progress=progress,
-            )
+    with open_store(db) as store, _progress("checking rows") as progress:
+        report = import_triples(
+            store,
+            file,
+            dry_run=dry_run,
+            skip_errors=skip_errors,
+            rejects_path=rejects,
+            new_relation=new_relation,
+            progress=progress,
+        )
     if as_json:
         json_line(report.as_dict())
     for line in report.errors:
@@ -325,8 +330,11 @@ def export(
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="jsonl (default), csv, nt or sqlite; "
-                     "guessed from the file name when omitted."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="jsonl (default), csv, nt or sqlite; guessed from the file name when omitted.",
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -348,17 +356,18 @@ def restore(
     merge: Annotated[
         bool, typer.Option("--merge", help="Add the snapshot's facts instead of replacing.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing.")]
-    = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing.")] = False,
     db: DbOption = None,
 ) -> None:
     """Replace memory with a snapshot (one batch: `memcli mem undo` reverts it)."""
     from memcli.store import snapshots
 
     with open_store(db) as store:
-        if not merge and not yes and store.count() and sys.stdin.isatty():
-            if not typer.confirm(f"Replace all {store.count()} facts in memory?", err=True):
-                raise typer.Exit(1)
+        replacing = not merge and not yes and store.count() and sys.stdin.isatty()
+        if replacing and not typer.confirm(
+            f"Replace all {store.count()} facts in memory?", err=True
+        ):
+            raise typer.Exit(1)
         batch_id, removed, added = snapshots.restore(store, snapshot, merge=merge)
     note(
         f"restored {snapshot}: removed {removed}, added {added}"
@@ -397,7 +406,11 @@ def log(
         table.add_column(column, justify="right" if column in ("batch", "changes") else "left")
     for b in batches:
         table.add_row(
-            str(b.id), b.created_at, b.kind, str(b.changes), b.description,
+            str(b.id),
+            b.created_at,
+            b.kind,
+            str(b.changes),
+            b.description,
             f"by {b.undone_by}" if b.undone_by else "",
         )
     print_table(table)

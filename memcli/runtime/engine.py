@@ -133,9 +133,7 @@ class MemoryEngine:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.store.db.execute(
-                f"SELECT name FROM entities WHERE key IN ({marks})", chunk
-            )
+            rows = self.store.db.execute(f"SELECT name FROM entities WHERE key IN ({marks})", chunk)
             found += [row[0] for row in rows]
         return sorted(found, key=lambda n: text.lower().find(n.lower()))
 
@@ -291,7 +289,7 @@ class MemoryEngine:
             head = protocol.READ_HEAD
         else:
             head = piece
-        rest = protocol.READ_HEAD[len(OPEN):] if not forced else ""
+        rest = protocol.READ_HEAD[len(OPEN) :] if not forced else ""
         if forced:
             backend.eval(backend.tokenize(head))
         elif rest:
@@ -348,9 +346,7 @@ class MemoryEngine:
         for event in turn.parser.feed(text):
             yield from self._translate(turn, event, kind)
 
-    def _translate(
-        self, turn: _Turn, event: protocol.Event, kind: str = "read"
-    ) -> Iterator[Event]:
+    def _translate(self, turn: _Turn, event: protocol.Event, kind: str = "read") -> Iterator[Event]:
         if isinstance(event, protocol.TextEvent):
             turn.text.append(event.text)
             yield Text(event.text)

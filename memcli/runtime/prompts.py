@@ -6,8 +6,7 @@ inference exactly the text it was trained on.
 
 from __future__ import annotations
 
-from memcli.protocol import format_read, format_write
-from memcli.protocol import ReadQuery, Triple
+from memcli.protocol import ReadQuery, Triple, format_read, format_write
 
 ANSWER_SYSTEM = (
     "You are a helpful assistant with an explicit memory of facts. When you need a fact, "

@@ -7,8 +7,26 @@ import re
 # A sentence ends at . ! or ? (optionally followed by a closing quote or bracket) before
 # whitespace and an upper-case letter, digit or opening quote; or at a blank line.
 _END = re.compile(r"(?<=[.!?])[\"'”’)\]]?\s+(?=[\"“'(\[]?[A-Z0-9À-ÖØ-Þ])")
-_ABBREVIATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "St.", "Jr.", "Sr.", "vs.", "e.g.", "i.e.",
-                  "U.S.", "Inc.", "Ltd.", "No.", "Prof.", "Gen.", "Col.", "Mt.")
+_ABBREVIATIONS = (
+    "Mr.",
+    "Mrs.",
+    "Ms.",
+    "Dr.",
+    "St.",
+    "Jr.",
+    "Sr.",
+    "vs.",
+    "e.g.",
+    "i.e.",
+    "U.S.",
+    "Inc.",
+    "Ltd.",
+    "No.",
+    "Prof.",
+    "Gen.",
+    "Col.",
+    "Mt.",
+)
 
 
 def split_sentences(text: str) -> list[tuple[str, int]]:

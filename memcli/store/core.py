@@ -191,9 +191,10 @@ class TripleStore:
                 "INSERT INTO batches (kind, description, created_at) VALUES (?, ?, ?)",
                 (kind, description, now()),
             )
-            self._batch = cur.lastrowid
+            assert cur.lastrowid is not None
+            self._batch = batch_id = cur.lastrowid
             try:
-                yield self._batch
+                yield batch_id
                 # A batch that changed nothing is not worth a line in the log.
                 db.execute(
                     """DELETE FROM batches WHERE id = ?
@@ -259,9 +260,7 @@ class TripleStore:
                       (SELECT count(*) FROM triples t WHERE t.relation_id = r.id)
                FROM relations r ORDER BY r.id"""
         )
-        return [
-            {"id": i, "name": n, "wikidata_id": w, "triples": c} for i, n, w, c in rows
-        ]
+        return [{"id": i, "name": n, "wikidata_id": w, "triples": c} for i, n, w, c in rows]
 
     def add_relation(self, name: str) -> tuple[int, bool]:
         """Add a relation name; returns (id, created)."""
@@ -293,7 +292,8 @@ class TripleStore:
     ) -> list[Triple]:
         """Triples matching every given filter: names by key (case- and space-insensitive),
         source as a case-insensitive substring."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | int] = []
         for column, value in (("s", subject), ("r", relation), ("o", object)):
             if value is not None:
                 where.append(f"{column}.key = ?")
@@ -336,9 +336,9 @@ class TripleStore:
             "triples": self.count(),
             "entities": one("SELECT count(*) FROM entities").fetchone()[0],
             "relations": one("SELECT count(*) FROM relations").fetchone()[0],
-            "relations_in_use": one(
-                "SELECT count(DISTINCT relation_id) FROM triples"
-            ).fetchone()[0],
+            "relations_in_use": one("SELECT count(DISTINCT relation_id) FROM triples").fetchone()[
+                0
+            ],
             "batches": one("SELECT count(*) FROM batches").fetchone()[0],
             "size_bytes": self.path.stat().st_size if self.path.exists() else 0,
             "schema_version": SCHEMA_VERSION,
@@ -533,8 +533,15 @@ class TripleStore:
                        new_subject, new_relation, new_object)
                    VALUES (?, 'edit', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    self._batch, triple_id, before.subject, before.relation, before.object,
-                    before.source, before.created_at, before.updated_at, before.batch_id,
+                    self._batch,
+                    triple_id,
+                    before.subject,
+                    before.relation,
+                    before.object,
+                    before.source,
+                    before.created_at,
+                    before.updated_at,
+                    before.batch_id,
                     *after,
                 ),
             )

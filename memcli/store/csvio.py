@@ -344,6 +344,7 @@ def bulk_add(
                 found = relation_ids[name] = store.relation_id(name, create=new_relation)
             return found
 
+        values: list[tuple]
         if exact is None:
             values = [
                 (entity(s), relation(r), entity(o), source, stamp, stamp, batch_id)

@@ -20,8 +20,12 @@ class Match:
     triples: int
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "score": round(self.score, 1),
-                "triples": self.triples}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "score": round(self.score, 1),
+            "triples": self.triples,
+        }
 
 
 def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0) -> list[Match]:
@@ -30,16 +34,26 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
 
     found: list[Match] = []
     for kind, sql, count_sql in (
-        ("entity", "SELECT id, name FROM entities",
-         "SELECT count(*) FROM triples WHERE subject_id = ? OR object_id = ?"),
-        ("relation", "SELECT id, name FROM relations",
-         "SELECT count(*) FROM triples WHERE relation_id = ? AND ? IS NOT NULL"),
+        (
+            "entity",
+            "SELECT id, name FROM entities",
+            "SELECT count(*) FROM triples WHERE subject_id = ? OR object_id = ?",
+        ),
+        (
+            "relation",
+            "SELECT id, name FROM relations",
+            "SELECT count(*) FROM triples WHERE relation_id = ? AND ? IS NOT NULL",
+        ),
     ):
         rows = store.db.execute(sql).fetchall()
         choices = [name for _id, name in rows]
         hits = process.extract(
-            text, choices, scorer=fuzz.WRatio, processor=utils.default_process,
-            limit=limit, score_cutoff=cutoff,
+            text,
+            choices,
+            scorer=fuzz.WRatio,
+            processor=utils.default_process,
+            limit=limit,
+            score_cutoff=cutoff,
         )
         for name, score, index in hits:
             row_id = rows[index][0]

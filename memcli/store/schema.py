@@ -86,7 +86,7 @@ def _v1_initial(db: sqlite3.Connection) -> None:
             JOIN entities s ON s.id = t.subject_id
             JOIN relations r ON r.id = t.relation_id
             JOIN entities o ON o.id = t.object_id;
-        """
+        """,
     )
 
 

@@ -54,7 +54,7 @@ def _output(path: str | None) -> Iterator[IO[str]]:
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
     try:
-        handle = open(partial, "w", encoding="utf-8", newline="")
+        handle = open(partial, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise MemcliError(f"{path}: cannot write: {exc.strerror}") from None
     try:
@@ -173,7 +173,7 @@ def read_snapshot(path: str) -> list[Row]:
 def _read_sqlite(path: Path) -> list[Row]:
     snapshot = TripleStore.open_readonly(path)
     try:
-        return [tuple(row) for row in snapshot.db.execute(_ROWS)]  # type: ignore[misc]
+        return list(snapshot.db.execute(_ROWS))
     finally:
         snapshot.close()
 
