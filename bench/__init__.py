@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` (`make bench`), `--quick` for small sizes."""
