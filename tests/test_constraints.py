@@ -148,7 +148,10 @@ def test_word_spans():
     assert "U.S." in spans and "AT&T" in spans and "Jean-Paul's band, AT&T" in spans
     assert "Jean" not in spans and "band," not in spans and "AT&T." not in spans
     assert word_spans("...!?") == []
-    assert word_spans("a;b c") == ["a", "b", "b c", "c"]  # ';' would corrupt the command
+    assert word_spans("x;b c") == ["x", "b", "b c", "c"]  # ';' would corrupt the command
+    assert "the" not in word_spans("the band of the year") and "of the" not in word_spans(
+        "the band of the year"
+    )  # minor words alone name nothing
 
 
 def test_random_writes_use_whole_word_spans_and_known_relations(decoder):
@@ -167,9 +170,10 @@ def test_random_writes_use_whole_word_spans_and_known_relations(decoder):
 
 
 def test_write_triple_limit(fake, decoder):
-    triple = "Lake Geneva>>country>>{};"
-    objects = ["Switzerland", "France", "Zürich", "Lake", "Geneva", "lies", "near", "and", "near"]
-    script = "".join(triple.format(o) for o in objects) + "})"
+    # Nine triples whose objects overlap neither the subject nor each other.
+    pairs = [("country", o) for o in ("Switzerland", "France", "Zürich", "lies", "between")]
+    pairs += [("located in", o) for o in ("Switzerland", "France", "near", "and")]
+    script = "".join(f"Lake Geneva>>{r}>>{o};" for r, o in pairs) + "})"
     text = run_scripted(fake, decoder, decoder.start_write(SENTENCE, RELATIONS), script)
     assert len(parse_write(text)) == MAX_TRIPLES
 

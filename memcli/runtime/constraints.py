@@ -79,11 +79,19 @@ def usable_names(names: Iterable[str]) -> list[str]:
     return [n for n in dict.fromkeys(names) if name_problem(n) is None and n.strip() == n]
 
 
+_MINOR_WORDS = frozenset("a an and at by for from in of on or the to with".split())
+
+
 def word_spans(sentence: str) -> list[str]:
-    """Every contiguous run of whole words of `sentence`, exactly as written."""
+    """Every contiguous run of whole words of `sentence`, exactly as written, that is not
+    made of minor words alone ("in", "of the" name nothing)."""
     words = [(m.start(), m.end()) for m in WORD.finditer(sentence)]
     spans = (sentence[a:b] for i, (a, _) in enumerate(words) for _, b in words[i:])
-    return usable_names(spans)
+    return usable_names(s for s in spans if s.lower().split() and not _only_minor(s))
+
+
+def _only_minor(span: str) -> bool:
+    return all(w in _MINOR_WORDS for w in re.findall(r"\w+", span.lower()))
 
 
 def read_grammar(entities: Sequence[str], relations: Sequence[str], head: str = "") -> str:
@@ -258,9 +266,14 @@ class ConstrainedDecoder:
             return
         subject, relation, obj = parts
         seen = {t[2] for t in (d.split(b">>") for d in done) if t[:2] == [subject, relation]}
-        if not seen:
+        # An object may not overlap its subject ("Obama" >> ... >> "Obama was born"), nor
+        # an earlier object of the same subject and relation ("Brazil and grew quickly").
+        taken = [subject, *seen]
+        viable = [
+            s for s in cmd.spans if s not in seen and not any(_overlaps(s, t) for t in taken)
+        ]
+        if len(viable) == len(cmd.spans):
             return
-        viable = [s for s in cmd.spans if s not in seen]
         exact = set(viable)
         removed = []
         for token in np.flatnonzero(allowed):
@@ -277,6 +290,14 @@ class ConstrainedDecoder:
                 removed.append(token)
         if removed and not allowed.any():
             allowed[removed] = True
+
+
+def _overlaps(span: bytes, other: bytes) -> bool:
+    """Whether two spans share a word (other than minor words such as "of", "the")."""
+    def words(text: bytes) -> set[str]:
+        return set(re.findall(r"\w+", text.decode("utf-8", "replace").lower())) - _MINOR_WORDS
+
+    return bool(words(span) & words(other))
 
 
 def tokenizer_for(backend: Backend) -> LLTokenizer:
