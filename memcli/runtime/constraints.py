@@ -79,7 +79,9 @@ def usable_names(names: Iterable[str]) -> list[str]:
     return [n for n in dict.fromkeys(names) if name_problem(n) is None and n.strip() == n]
 
 
-_MINOR_WORDS = frozenset("a an and at by for from in of on or the to with".split())
+_MINOR_WORDS = frozenset(
+    ["a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"]
+)
 
 
 def word_spans(sentence: str) -> list[str]:
@@ -269,9 +271,7 @@ class ConstrainedDecoder:
         # An object may not overlap its subject ("Obama" >> ... >> "Obama was born"), nor
         # an earlier object of the same subject and relation ("Brazil and grew quickly").
         taken = [subject, *seen]
-        viable = [
-            s for s in cmd.spans if s not in seen and not any(_overlaps(s, t) for t in taken)
-        ]
+        viable = [s for s in cmd.spans if s not in seen and not any(_overlaps(s, t) for t in taken)]
         if len(viable) == len(cmd.spans):
             return
         exact = set(viable)
@@ -294,6 +294,7 @@ class ConstrainedDecoder:
 
 def _overlaps(span: bytes, other: bytes) -> bool:
     """Whether two spans share a word (other than minor words such as "of", "the")."""
+
     def words(text: bytes) -> set[str]:
         return set(re.findall(r"\w+", text.decode("utf-8", "replace").lower())) - _MINOR_WORDS
 
@@ -321,9 +322,7 @@ def tokenizer_for(backend: Backend) -> LLTokenizer:
     class _Vocab:
         eos_token_id = backend.eos_token
         bos_token_id = None
-        tokens = [
-            backend.token_bytes(t) or b"\xff<special_%d>" % t for t in range(backend.n_vocab)
-        ]
+        tokens = [backend.token_bytes(t) or b"\xff<special_%d>" % t for t in range(backend.n_vocab)]
         special_token_ids = [t for t, b in enumerate(tokens) if b.startswith(b"\xff")]
 
         def __call__(self, text: bytes | str) -> list[int]:
