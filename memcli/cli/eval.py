@@ -1,0 +1,242 @@
+"""`memcli eval write|qa|ppl`: measure the model on documents in Re-DocRED's format.
+
+Each command loads the documents, runs the model greedily against a temporary memory
+(the user's memory is never touched), prints a summary table, or with `--json` the full
+report. The work is in `memcli.evaluation`.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from memcli.cli.common import AdapterOption, ModelOption, NoAdapterOption, ThreadsOption
+
+if TYPE_CHECKING:
+    from memcli.evaluation.data import Document
+    from memcli.runtime.engine import EngineConfig, MemoryEngine
+    from memcli.store.core import TripleStore
+
+app = typer.Typer(
+    help="Measure memory writes, answers from memory, and perplexity with memory "
+    "(MemLLM's metrics) on documents in Re-DocRED's format.",
+    no_args_is_help=True,
+)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", metavar="FILE",
+        help="A JSON file in Re-DocRED's format (default: the development split in "
+        "../shared/data/redocred/ next to the repository, when it is there).",
+        show_default=False,
+    ),
+]
+DocsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--docs", metavar="N|A:B",
+        help="Documents to use: N for the first N, A:B for A to B-1 (0-based). Default: all.",
+        show_default=False,
+    ),
+]
+ReportOption = Annotated[
+    bool, typer.Option("--json", help="Print the full report as JSON instead of the table.")
+]
+
+
+def _load_engine(store: TripleStore, config: EngineConfig, **options: Any) -> MemoryEngine:
+    """The model under test (tests replace this with a scripted fake)."""
+    from memcli.runtime.loader import load_engine
+
+    return load_engine(store, config=config, **options)
+
+
+@contextmanager
+def _session(
+    data: Path | None, docs: str | None, config: EngineConfig, options: dict
+) -> Iterator[tuple[list[Document], MemoryEngine]]:
+    """The chosen documents, and an engine on a fresh temporary memory."""
+    from memcli.evaluation.data import load_documents, resolve_data
+    from memcli.store.core import TripleStore
+
+    documents = load_documents(resolve_data(data), docs)
+    with (
+        tempfile.TemporaryDirectory(prefix="memcli-eval-") as folder,
+        TripleStore(Path(folder) / "memory.db") as store,
+    ):
+        engine = _load_engine(store, config, **options)
+        try:
+            yield documents, engine
+        finally:
+            close = getattr(engine.backend, "close", None)
+            if close is not None:
+                close()
+
+
+def _settings(data: Path | None, docs: str | None, engine: MemoryEngine, options: dict) -> dict:
+    from dataclasses import asdict
+
+    from memcli.evaluation.data import resolve_data
+
+    model = getattr(engine.backend, "model_path", None)
+    return {
+        "data": str(resolve_data(data)),
+        "docs": docs,
+        "model": str(model) if model is not None else options.get("model"),
+        "adapter": options.get("adapter"),
+        "no_adapter": options.get("no_adapter"),
+        "threads": getattr(engine.backend, "threads", options.get("threads")),
+        "engine": asdict(engine.config),
+    }
+
+
+class _Bar:
+    """A progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str, total: int):
+        self.bar: Any = None
+        if sys.stderr.isatty() and total:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            from memcli.cli.output import err
+
+            self.bar = Progress(
+                TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=err, transient=True,
+            )
+            self.task = self.bar.add_task(label, total=total)
+            self.bar.start()
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _run(label: str, total: int, work: Callable[[Callable[[int], None]], Any]) -> Any:
+    bar = _Bar(label, total)
+    try:
+        return work(bar.update)
+    finally:
+        bar.close()
+
+
+def _print(title: str, report: Any, settings: dict, as_json: bool) -> None:
+    from memcli.cli.output import json_line, print_table
+
+    if as_json:
+        json_line({**report.as_dict(), "settings": settings})
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE, show_header=True, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in report.summary():
+        table.add_row(name, value)
+    print_table(table)
+
+
+def _config(max_tokens: int | None = None) -> EngineConfig:
+    from memcli.runtime.engine import EngineConfig
+
+    config = EngineConfig(temperature=0.0)
+    if max_tokens is not None:
+        config.max_tokens = max_tokens
+    return config
+
+
+@app.command()
+def write(
+    data: DataOption = None,
+    docs: DocsOption = None,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    as_json: ReportOption = False,
+) -> None:
+    """Write calls, one per sentence with the preceding text as context (as `memcli
+    ingest --dry-run`), against the labelled triples: micro precision, recall, F1."""
+    from memcli.evaluation.write import evaluate_write, sentence_count
+
+    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    with _session(data, docs, _config(), options) as (documents, engine):
+        report = _run("writing", sentence_count(documents),
+                      lambda progress: evaluate_write(engine, documents, progress=progress))
+        settings = _settings(data, docs, engine, options)
+    _print(f"eval write: {len(documents)} documents", report, settings, as_json)
+
+
+@app.command()
+def qa(
+    data: DataOption = None,
+    docs: DocsOption = None,
+    max_questions: Annotated[
+        int | None,
+        typer.Option("--max-questions", min=1, metavar="N",
+                     help="Ask at most N questions, drawn with --seed.", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for drawing questions.")] = 0,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")
+    ] = 48,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    as_json: ReportOption = False,
+) -> None:
+    """Questions from the labelled triples ("What is the country of Lake Geneva?"),
+    answered with memory holding them, without memory, and with the asked fact removed."""
+    from memcli.evaluation.qa import build_questions, evaluate_qa
+
+    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    with _session(data, docs, _config(max_tokens), options) as (documents, engine):
+        total = len(build_questions(documents))
+        asked = min(total, max_questions) if max_questions else total
+        report = _run("asking", asked, lambda progress: evaluate_qa(
+            engine, documents, max_questions=max_questions, seed=seed, progress=progress))
+        settings = {**_settings(data, docs, engine, options),
+                    "max_questions": max_questions, "seed": seed}
+    _print(f"eval qa: {len(documents)} documents", report, settings, as_json)
+
+
+@app.command()
+def ppl(
+    data: DataOption = None,
+    docs: DocsOption = None,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    as_json: ReportOption = False,
+) -> None:
+    """Perplexity of the documents, overall and on target entities: (a) memory disabled,
+    (b) with the model's own read before each target, (c) with the gold read."""
+    from memcli.evaluation.ppl import evaluate_ppl
+
+    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    with _session(data, docs, _config(), options) as (documents, engine):
+        report = _run("scoring", len(documents),
+                      lambda progress: evaluate_ppl(engine, documents, progress=progress))
+        settings = _settings(data, docs, engine, options)
+    _print(f"eval ppl: {len(documents)} documents", report, settings, as_json)
