@@ -50,8 +50,12 @@ def run_module(name: str, quick: bool) -> list[Row]:
 
 _GOAL = re.compile(r"^\s*(ratio|ours)\s*(>=|≥|<=|≤|>|<)\s*(-?[0-9.]+)")
 _COMPARE = {
-    ">=": operator.ge, "≥": operator.ge, "<=": operator.le, "≤": operator.le,
-    ">": operator.gt, "<": operator.lt,
+    ">=": operator.ge,
+    "≥": operator.ge,
+    "<=": operator.le,
+    "≤": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 
 
@@ -103,8 +107,13 @@ def table(rows: list[Row]) -> Table:
     marks = {True: "[green]✓[/]", False: "[red]✗[/]", None: "–"}
     for r in rows:
         result.add_row(
-            r["name"], _number(r["ours"]), _number(r["baseline"]), r["unit"],
-            _number(r["ratio"]), r["goal"], marks[r["ok"]],
+            r["name"],
+            _number(r["ours"]),
+            _number(r["baseline"]),
+            r["unit"],
+            _number(r["ratio"]),
+            r["goal"],
+            marks[r["ok"]],
         )
     return result
 

@@ -13,11 +13,13 @@
 - export: `memcli mem export -o X.csv` vs `sqlite3 -csv -header DB "SELECT subject,
   relation, object, source FROM facts ORDER BY id" > X.csv`, best of a few.
 """
+
 from __future__ import annotations
 
 import os
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ from bench.common import (
     row,
     run_command,
     speed_ratio,
+    speed_row,
     sqlite3_shell,
     venv_script,
 )
@@ -105,8 +108,9 @@ def _run(tmp: Path, n: int, lookups: int, startup_runs: int, runs: int) -> list[
     # -- import -------------------------------------------------------------------------
     _say(f"import ×{runs}: memcli mem import")
     ours = measure(
-        lambda: run_command([*memcli, "mem", "import", str(csv_path), "--db", str(ours_db)],
-                            env=env),
+        lambda: run_command(
+            [*memcli, "mem", "import", str(csv_path), "--db", str(ours_db)], env=env
+        ),
         repeat=runs,
         setup=lambda: _remove_db(ours_db),
     ).best
@@ -115,26 +119,27 @@ def _run(tmp: Path, n: int, lookups: int, startup_runs: int, runs: int) -> list[
             raise RuntimeError(f"memcli imported {store.count()} triples, expected {n}")
     base = indexed = None
     if shell:
-        plain_import = [shell, str(plain_db), "CREATE TABLE t(subject, relation, object)",
-                        f".import --csv --skip 1 {csv_path} t"]
+        plain_import = [
+            shell,
+            str(plain_db),
+            "CREATE TABLE t(subject, relation, object)",
+            f".import --csv --skip 1 {csv_path} t",
+        ]
         _say(f"import ×{runs}: sqlite3 .import --csv, then again adding two indexes")
-        base = measure(lambda: run_command(plain_import, env=env), repeat=runs,
-                       setup=lambda: _remove_db(plain_db)).best
+        base = measure(
+            lambda: run_command(plain_import, env=env),
+            repeat=runs,
+            setup=lambda: _remove_db(plain_db),
+        ).best
         indexed = measure(
             lambda: run_command([*plain_import, *_PLAIN_INDEXES], env=env),
             repeat=runs,
             setup=lambda: _remove_db(plain_db),
         ).best
-    ratio = speed_ratio(ours, base)
-    rows.append(row(
-        f"import {size} CSV: speed vs sqlite3 .import",
-        ours, base, "s", ratio=ratio, goal="ratio ≥ 0.5",
-        ok=None if ratio is None else ratio >= 0.5,
-    ))
-    rows.append(row(
-        f"import {size} CSV: speed vs sqlite3 .import + 2 indexes",
-        ours, indexed, "s", ratio=speed_ratio(ours, indexed),
-    ))
+    rows.append(speed_row(f"import {size} CSV: speed vs sqlite3 .import", ours, base, "s", 0.5))
+    rows.append(
+        speed_row(f"import {size} CSV: speed vs sqlite3 .import + 2 indexes", ours, indexed, "s")
+    )
 
     # -- lookups ------------------------------------------------------------------------
     _say(f"lookups: {lookups:,} by (subject, relation), {lookups:,} by (relation, object)")
@@ -151,13 +156,17 @@ def _run(tmp: Path, n: int, lookups: int, startup_runs: int, runs: int) -> list[
     for _ in range(startup_runs):  # interleaved, so drift hits both alike
         ours_runs.append(measure(lambda: run_command(ours_cmd, env=env), 1).best)
         base_runs.append(measure(lambda: run_command(base_cmd, env=env), 1).best)
-    ours, base = _median(ours_runs), _median(base_runs)
-    ratio = speed_ratio(ours, base)
-    rows.append(row(
-        "start-up, mem ls --limit 1: speed vs sqlite-utils rows",
-        ours, base, "s", ratio=ratio, goal="ratio ≥ 0.5 (≤ 2× time)",
-        ok=None if ratio is None else ratio >= 0.5,
-    ))
+    ours, base = statistics.median(ours_runs), statistics.median(base_runs)
+    rows.append(
+        speed_row(
+            "start-up, mem ls --limit 1: speed vs sqlite-utils rows",
+            ours,
+            base,
+            "s",
+            0.5,
+            goal="ratio ≥ 0.5 (≤ 2× time)",
+        )
+    )
 
     # -- export -------------------------------------------------------------------------
     ours_csv, plain_csv = tmp / "export.csv", tmp / "plain-export.csv"
@@ -175,21 +184,13 @@ def _run(tmp: Path, n: int, lookups: int, startup_runs: int, runs: int) -> list[
         _say(f"export ×{runs}: sqlite3 -csv")
         query = "SELECT subject, relation, object, source FROM facts ORDER BY id"
         base = measure(
-            lambda: run_command([shell, "-csv", "-header", str(ours_db), query],
-                                stdout=plain_csv, env=env),
+            lambda: run_command(
+                [shell, "-csv", "-header", str(ours_db), query], stdout=plain_csv, env=env
+            ),
             repeat=runs,
         ).best
-    ratio = speed_ratio(ours, base)
-    rows.append(row(
-        f"export {size} CSV: speed vs sqlite3 -csv",
-        ours, base, "s", ratio=ratio, goal="ratio ≥ 0.5",
-        ok=None if ratio is None else ratio >= 0.5,
-    ))
+    rows.append(speed_row(f"export {size} CSV: speed vs sqlite3 -csv", ours, base, "s", 0.5))
     return rows
-
-
-def _median(values: list[float]) -> float:
-    return percentile(values, 50)
 
 
 def _lookups(ours_db: Path, plain_db: Path | None, n: int, count: int) -> list[Row]:
@@ -224,10 +225,14 @@ def _lookups(ours_db: Path, plain_db: Path | None, n: int, count: int) -> list[R
             for statement in _PLAIN_INDEXES:
                 plain.execute(statement.replace("INDEX", "INDEX IF NOT EXISTS"))
             plain.commit()
-            by_sr = ("SELECT rowid, subject, relation, object FROM t "
-                     "WHERE subject = ? AND relation = ? ORDER BY rowid LIMIT 30")
-            by_ro = ("SELECT rowid, subject, relation, object FROM t "
-                     "WHERE relation = ? AND object = ? ORDER BY rowid LIMIT 30")
+            by_sr = (
+                "SELECT rowid, subject, relation, object FROM t "
+                "WHERE subject = ? AND relation = ? ORDER BY rowid LIMIT 30"
+            )
+            by_ro = (
+                "SELECT rowid, subject, relation, object FROM t "
+                "WHERE relation = ? AND object = ? ORDER BY rowid LIMIT 30"
+            )
             for key in by_subject[:warm]:
                 plain.execute(by_sr, key).fetchall()
             base_sr = _latencies(lambda k: plain.execute(by_sr, k).fetchall(), by_subject)
@@ -246,12 +251,17 @@ def _lookups(ours_db: Path, plain_db: Path | None, n: int, count: int) -> list[R
             mine = percentile(ours[clock], q)
             theirs = percentile(base[clock], q) if base is not None else None
             has_goal = q == 99 and clock == 0
-            rows.append(row(
-                f"{label} p{q}{' CPU time' if clock else ''}: speed vs indexed plain table",
-                mine, theirs, "µs", ratio=speed_ratio(mine, theirs),
-                goal=f"p99 < {LOOKUP_P99_GOAL_US:g} µs" if has_goal else "",
-                ok=mine < LOOKUP_P99_GOAL_US if has_goal else None,
-            ))
+            rows.append(
+                row(
+                    f"{label} p{q}{' CPU time' if clock else ''}: speed vs indexed plain table",
+                    mine,
+                    theirs,
+                    "µs",
+                    ratio=speed_ratio(mine, theirs),
+                    goal=f"p99 < {LOOKUP_P99_GOAL_US:g} µs" if has_goal else "",
+                    ok=mine < LOOKUP_P99_GOAL_US if has_goal else None,
+                )
+            )
     return rows
 
 

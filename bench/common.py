@@ -63,6 +63,30 @@ def speed_ratio(ours: float | None, baseline: float | None) -> float | None:
     return baseline / ours
 
 
+def speed_row(
+    name: str,
+    ours: float | None,
+    baseline: float | None,
+    unit: str,
+    min_ratio: float | None = None,
+    goal: str | None = None,
+) -> Row:
+    """A row comparing two times: ratio = baseline / ours, ok when it reaches
+    `min_ratio` (no goal when None)."""
+    ratio = speed_ratio(ours, baseline)
+    if min_ratio is None:
+        return row(name, ours, baseline, unit, ratio=ratio)
+    return row(
+        name,
+        ours,
+        baseline,
+        unit,
+        ratio=ratio,
+        goal=goal or f"ratio ≥ {min_ratio:g}",
+        ok=None if ratio is None else ratio >= min_ratio,
+    )
+
+
 def skipped(name: str, reason: str) -> Row:
     return row(f"{name}: skipped ({reason})", None, None, "", goal="", ok=None)
 
@@ -85,8 +109,9 @@ class Timing:
         return statistics.median(self.runs)
 
 
-def measure(fn: Callable[[], object], repeat: int = 5, setup: Callable[[], object] | None = None
-            ) -> Timing:
+def measure(
+    fn: Callable[[], object], repeat: int = 5, setup: Callable[[], object] | None = None
+) -> Timing:
     """Time `fn()` `repeat` times with `time.perf_counter`; `setup()` runs before each,
     untimed (to delete an output file, say)."""
     runs = []
@@ -108,8 +133,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def run_command(args: Sequence[str], *, stdout: Path | None = None, env: dict | None = None
-                ) -> None:
+def run_command(
+    args: Sequence[str], *, stdout: Path | None = None, env: dict | None = None
+) -> None:
     """Run a program to completion, raising with its stderr when it fails."""
     if stdout is not None:
         with open(stdout, "wb") as handle:
@@ -258,23 +284,48 @@ def _generated_name(rng: random.Random) -> str:
     if kind < 0.52:
         base = _word(rng)
         return rng.choice(
-            (f"{base}", f"{base} River", f"Mount {base}", f"{base} County",
-             f"{base}, {rng.choice(_COUNTRIES)}", f"Lake {base}", f"{base}ville",
-             f"São {base}", f"{base}burg", f"Saint-{base}")
+            (
+                f"{base}",
+                f"{base} River",
+                f"Mount {base}",
+                f"{base} County",
+                f"{base}, {rng.choice(_COUNTRIES)}",
+                f"Lake {base}",
+                f"{base}ville",
+                f"São {base}",
+                f"{base}burg",
+                f"Saint-{base}",
+            )
         )
     if kind < 0.68:
         base = _word(rng)
         return rng.choice(
-            (f"University of {base}", f"{base} University", f"{base} F.C.", f"{base} Records",
-             f"{base} & Sons, Inc.", f"{base} Party", f"{base} Institute of Technology",
-             f"{base} AG", f"{base} GmbH", f"{base} Airlines")
+            (
+                f"University of {base}",
+                f"{base} University",
+                f"{base} F.C.",
+                f"{base} Records",
+                f"{base} & Sons, Inc.",
+                f"{base} Party",
+                f"{base} Institute of Technology",
+                f"{base} AG",
+                f"{base} GmbH",
+                f"{base} Airlines",
+            )
         )
     if kind < 0.86:
         a, b = _word(rng), _word(rng)
         return rng.choice(
-            (f"The {a} of {b}", f'"{a}" ({rng.randint(1950, 2024)} film)', f"{a} & {b}",
-             f"Songs from {a}", f"{a}: A Novel", f"The {a} Sessions, Vol. {rng.randint(1, 9)}",
-             f"{a} ({rng.randint(1960, 2024)} album)", f'{a} "{b}" Live')
+            (
+                f"The {a} of {b}",
+                f'"{a}" ({rng.randint(1950, 2024)} film)',
+                f"{a} & {b}",
+                f"Songs from {a}",
+                f"{a}: A Novel",
+                f"The {a} Sessions, Vol. {rng.randint(1, 9)}",
+                f"{a} ({rng.randint(1960, 2024)} album)",
+                f'{a} "{b}" Live',
+            )
         )
     if kind < 0.95:
         return f"{rng.randint(1, 28)} {rng.choice(_MONTHS)} {rng.randint(1800, 2024)}"

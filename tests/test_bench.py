@@ -93,8 +93,14 @@ def test_runner_reports_a_failing_module_as_skipped(monkeypatch):
 
 
 def test_runner_fills_missing_ok_from_the_goal():
-    found = {"name": "x", "ours": 9.0, "baseline": 10.0, "unit": "tok/s", "ratio": 0.9,
-             "goal": "ratio >= 0.95"}
+    found = {
+        "name": "x",
+        "ours": 9.0,
+        "baseline": 10.0,
+        "unit": "tok/s",
+        "ratio": 0.9,
+        "goal": "ratio >= 0.95",
+    }
     assert runner.normalize(found, "decoding")["ok"] is False
     assert runner.normalize({**found, "goal": "ratio ≥ 0.5"}, "decoding")["ok"] is True
     assert runner.normalize({**found, "goal": "fast"}, "decoding")["ok"] is None
@@ -102,10 +108,23 @@ def test_runner_fills_missing_ok_from_the_goal():
 
 def test_runner_table_and_saved_json(tmp_path):
     rows = [
-        row("import 2k CSV: speed vs sqlite3 .import", 1.5, 0.25, "s",
-                        ratio=0.25 / 1.5, goal="ratio ≥ 0.5", ok=False),
-        row("lookup(s, r) p99: speed vs indexed plain table", 123.4, None, "µs",
-                        goal="p99 < 1000 µs", ok=True),
+        row(
+            "import 2k CSV: speed vs sqlite3 .import",
+            1.5,
+            0.25,
+            "s",
+            ratio=0.25 / 1.5,
+            goal="ratio ≥ 0.5",
+            ok=False,
+        ),
+        row(
+            "lookup(s, r) p99: speed vs indexed plain table",
+            123.4,
+            None,
+            "µs",
+            goal="p99 < 1000 µs",
+            ok=True,
+        ),
     ]
     console = Console(file=io.StringIO(), width=120)
     console.print(runner.table(rows))
