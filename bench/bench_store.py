@@ -7,11 +7,14 @@
 - lookup(s, r) / lookup(r, o): `TripleStore.lookup` in process (default limit 30) vs
   `SELECT ... WHERE subject=? AND relation=? ORDER BY rowid LIMIT 30` (and the object
   twin) on the plain table indexed on (subject, relation) and (object, relation), for
-  the same 10,000 keys of randomly chosen existing triples; p50 and p99 in µs.
+  the same 10,000 keys of randomly chosen existing triples; p50 and p99 in µs, and p99
+  of CPU time too (on a shared machine the wall-clock p99 mostly measures preemption).
 - start-up: `memcli mem ls --limit 1` vs `sqlite-utils rows DB triples --limit 1` on
   the imported memory, interleaved, median of 10.
 - export: `memcli mem export -o X.csv` vs `sqlite3 -csv -header DB "SELECT subject,
-  relation, object, source FROM facts ORDER BY id" > X.csv`, best of a few.
+  relation, object, source FROM facts ORDER BY id" > X.csv`.
+
+Imports and exports are the best of 3 runs (1 run at 1M triples).
 """
 
 from __future__ import annotations
