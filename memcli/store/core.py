@@ -42,6 +42,13 @@ _TRIPLE_SQL = """
 """
 
 
+_CHANGE_SQL = """
+    SELECT c.id, c.batch_id, c.op, c.triple_id, c.subject, c.relation, c.object,
+           c.new_subject, c.new_relation, c.new_object, b.created_at
+    FROM changes c JOIN batches b ON b.id = c.batch_id
+"""
+
+
 def now() -> str:
     """UTC timestamp with milliseconds, ISO 8601 (sorts as text)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -195,13 +202,17 @@ class TripleStore:
             self._batch = batch_id = cur.lastrowid
             try:
                 yield batch_id
+                db.execute(
+                    "UPDATE batches SET added = (SELECT count(*) FROM triples WHERE batch_id = ?)"
+                    " WHERE id = ?",
+                    (batch_id, batch_id),
+                )
                 # A batch that changed nothing is not worth a line in the log.
                 db.execute(
-                    """DELETE FROM batches WHERE id = ?
+                    """DELETE FROM batches WHERE id = ? AND added = 0 AND kind != 'undo'
                        AND NOT EXISTS (SELECT 1 FROM changes WHERE batch_id = ?)
-                       AND NOT EXISTS (SELECT 1 FROM relations WHERE created_batch = ?)
-                       AND kind != 'undo'""",
-                    (self._batch,) * 3,
+                       AND NOT EXISTS (SELECT 1 FROM relations WHERE created_batch = ?)""",
+                    (batch_id,) * 3,
                 )
             finally:
                 self._batch = None
@@ -345,29 +356,54 @@ class TripleStore:
         }
 
     def history(self, triple_id: int) -> list[Change]:
+        """How a triple came to be: its addition, then every edit and removal."""
         rows = self.db.execute(
-            """SELECT c.id, c.batch_id, c.op, c.triple_id, c.subject, c.relation, c.object,
-                      c.new_subject, c.new_relation, c.new_object, b.created_at
-               FROM changes c JOIN batches b ON b.id = c.batch_id
-               WHERE c.triple_id = ? ORDER BY c.id""",
-            (triple_id,),
-        )
-        return [_change(row) for row in rows]
+            _CHANGE_SQL + " WHERE c.triple_id = ? ORDER BY c.id", (triple_id,)
+        ).fetchall()
+        changes = [_change(row) for row in rows]
+        added = self._addition(triple_id, changes)
+        return ([added] if added else []) + changes
+
+    def _addition(self, triple_id: int, changes: list[Change]) -> Change | None:
+        """The 'add' entry of a triple: its first recorded state and adding batch."""
+        if changes:
+            first = self.db.execute(
+                "SELECT added_batch FROM changes WHERE id = ?", (changes[0].id,)
+            ).fetchone()
+            batch, state = first[0], changes[0].before
+        else:
+            try:
+                triple = self.get(triple_id)
+            except NotFoundError:
+                return None
+            batch, state = triple.batch_id, (triple.subject, triple.relation, triple.object)
+        at = self.db.execute("SELECT created_at FROM batches WHERE id = ?", (batch,)).fetchone()
+        return Change(0, batch, "add", triple_id, None, state, at[0] if at else "")
 
     def batch_changes(self, batch_id: int, limit: int | None = None) -> list[Change]:
-        sql = """SELECT c.id, c.batch_id, c.op, c.triple_id, c.subject, c.relation, c.object,
-                        c.new_subject, c.new_relation, c.new_object, b.created_at
-                 FROM changes c JOIN batches b ON b.id = c.batch_id
-                 WHERE c.batch_id = ? ORDER BY c.id"""
+        """What a batch did: the triples it added (as they read now, or when removed),
+        then its edits and removals."""
+        at = self.get_batch(batch_id).created_at
+        added = [
+            Change(0, batch_id, "add", t.id, None, (t.subject, t.relation, t.object), at)
+            for t in self._batch_triples(batch_id, limit)
+        ]
+        sql = _CHANGE_SQL + " WHERE c.batch_id = ? ORDER BY c.id"
         args: list = [batch_id]
         if limit is not None:
             sql += " LIMIT ?"
-            args.append(limit)
-        return [_change(row) for row in self.db.execute(sql, args)]
+            args.append(max(limit - len(added), 0))
+        return added + [_change(row) for row in self.db.execute(sql, args)]
+
+    def _batch_triples(self, batch_id: int, limit: int | None) -> list[Triple]:
+        sql = _TRIPLE_SQL + " WHERE t.batch_id = ? ORDER BY t.id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [Triple(*row) for row in self.db.execute(sql, (batch_id,))]
 
     def log(self, limit: int | None = 20) -> list[Batch]:
         sql = """SELECT b.id, b.kind, b.description, b.created_at, b.undone_by,
-                        (SELECT count(*) FROM changes c WHERE c.batch_id = b.id)
+                        b.added + (SELECT count(*) FROM changes c WHERE c.batch_id = b.id)
                  FROM batches b ORDER BY b.id DESC"""
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -376,7 +412,7 @@ class TripleStore:
     def get_batch(self, batch_id: int) -> Batch:
         row = self.db.execute(
             """SELECT b.id, b.kind, b.description, b.created_at, b.undone_by,
-                      (SELECT count(*) FROM changes c WHERE c.batch_id = b.id)
+                      b.added + (SELECT count(*) FROM changes c WHERE c.batch_id = b.id)
                FROM batches b WHERE b.id = ?""",
             (batch_id,),
         ).fetchone()
@@ -460,23 +496,7 @@ class TripleStore:
                 (sid, rel, oid),
             ).fetchone()
             return self.get(row[0]), False
-        triple = self.get(cur.lastrowid)  # type: ignore[arg-type]
-        self._record_adds(f"t.id = {int(triple.id)}")
-        return triple, True
-
-    def _record_adds(self, where: str, args: Sequence = ()) -> None:
-        """Log the triples selected by `where` (over `triples t`) as added in this batch."""
-        self.db.execute(
-            f"""INSERT INTO changes (batch_id, op, triple_id, new_subject, new_relation,
-                                     new_object)
-                SELECT ?, 'add', t.id, s.name, r.name, o.name
-                FROM triples t
-                JOIN entities s ON s.id = t.subject_id
-                JOIN relations r ON r.id = t.relation_id
-                JOIN entities o ON o.id = t.object_id
-                WHERE {where} ORDER BY t.id""",
-            (self._batch, *args),
-        )
+        return self.get(cur.lastrowid), True  # type: ignore[arg-type]
 
     def _record_removals(self, where: str, args: Sequence = ()) -> None:
         self.db.execute(
@@ -624,12 +644,14 @@ class TripleStore:
                 raise UndoError(
                     f"batch {batch_id} was already undone (by batch {target.undone_by})"
                 )
+            # Later changes to a triple this batch added (added_batch) or changed.
             later = self.db.execute(
-                """SELECT c2.batch_id FROM changes c1
-                   JOIN changes c2 ON c2.triple_id = c1.triple_id AND c2.batch_id > c1.batch_id
+                """SELECT c2.batch_id FROM changes c2
                    JOIN batches b ON b.id = c2.batch_id AND b.undone_by IS NULL
-                   WHERE c1.batch_id = ? LIMIT 1""",
-                (batch_id,),
+                   WHERE c2.batch_id > :batch AND (c2.added_batch = :batch OR c2.triple_id IN
+                         (SELECT triple_id FROM changes WHERE batch_id = :batch))
+                   LIMIT 1""",
+                {"batch": batch_id},
             ).fetchone()
             if later:
                 raise UndoError(
@@ -644,15 +666,11 @@ class TripleStore:
         return self.get_batch(batch_id)
 
     def _revert(self, batch_id: int) -> None:
-        self.db.execute(
-            """DELETE FROM triples WHERE id IN
-               (SELECT triple_id FROM changes WHERE batch_id = ? AND op = 'add')""",
-            (batch_id,),
-        )
+        self.db.execute("DELETE FROM triples WHERE batch_id = ?", (batch_id,))
         rows = self.db.execute(
             """SELECT op, triple_id, subject, relation, object, source, created_at,
                       updated_at, added_batch
-               FROM changes WHERE batch_id = ? AND op != 'add' ORDER BY id DESC""",
+               FROM changes WHERE batch_id = ? ORDER BY id DESC""",
             (batch_id,),
         ).fetchall()
         entity_ids: dict[str, int] = {}

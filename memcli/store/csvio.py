@@ -151,7 +151,17 @@ def parse(
     source_at = columns.index("source") if "source" in columns else None
     default_source = f"import {Path(label).name}" if label != "<stdin>" else "import <stdin>"
 
-    problems: dict[str, str | None] = {}
+    # Names repeat a lot in real files: check and normalise each distinct value once.
+    checked: dict[str, tuple[str | None, str, str]] = {}  # raw -> (problem, clean, key)
+
+    def check(value: str) -> tuple[str | None, str, str]:
+        found = checked.get(value)
+        if found is None:
+            problem = names.name_problem(value)
+            clean = names.clean(value) if problem is None else value
+            found = checked[value] = (problem, clean, names.key(clean))
+        return found
+
     relation_keys = store.relation_keys() if store is not None else {}
     relation_ok: dict[str, str | None] = {}
     seen: set[tuple[str, str, str]] = set()
@@ -170,34 +180,32 @@ def parse(
         previous = reader.line_num
         if progress is not None and line % 20000 == 0:
             progress(line, total)
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
         if len(fields) != width:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
             fail(line, f"expected {width} fields, found {len(fields)}", fields)
             continue
-        row = (fields[s_at], fields[r_at], fields[o_at])
-        bad = None
-        for column, value in zip(REQUIRED, row, strict=True):
-            if value in problems:
-                problem = problems[value]
-            else:
-                problem = problems[value] = names.name_problem(value)
-            if problem:
-                bad = f"{column}: {problem}"
-                break
-        if bad is None:
-            relation = row[1]
-            if relation in relation_ok:
-                bad = relation_ok[relation]
-            else:
+        s_problem, subject, s_key = check(fields[s_at])
+        r_problem, relation, r_key = check(fields[r_at])
+        o_problem, obj, o_key = check(fields[o_at])
+        if s_problem or r_problem or o_problem:
+            column, problem = next(
+                (c, p)
+                for c, p in zip(REQUIRED, (s_problem, r_problem, o_problem), strict=True)
+                if p
+            )
+            fail(line, f"{column}: {problem}", fields)
+            continue
+        if r_key not in relation_keys:
+            bad = relation_ok.get(relation, "")
+            if bad == "":
                 bad = relation_ok[relation] = _relation_problem(
                     store, relation, relation_keys, new_relation
                 )
-        if bad is not None:
-            fail(line, bad, fields)
-            continue
-        subject, relation, obj = (names.clean(v) for v in row)
-        identity = (names.key(subject), names.key(relation), names.key(obj))
+            if bad is not None:
+                fail(line, bad, fields)
+                continue
+        identity = (s_key, r_key, o_key)
         if identity in seen:
             duplicates += 1
             continue
@@ -316,6 +324,26 @@ def bulk_add(
     Returns (batch id, rows added); duplicates of memory are skipped."""
     db = store.db
     stamp = now()
+    # A bulk insert touches index pages all over the file: give it a large page cache
+    # (the default 2 MB makes SQLite evict and re-read pages; measured 2x slower).
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute("PRAGMA cache_size = -262144")
+    try:
+        return _bulk_add(store, rows, stamp, kind, description, new_relation, exact)
+    finally:
+        db.execute(f"PRAGMA cache_size = {int(cache)}")
+
+
+def _bulk_add(
+    store: TripleStore,
+    rows: list[tuple[str, str, str, str]],
+    stamp: str,
+    kind: str,
+    description: str,
+    new_relation: bool,
+    exact: list[tuple[int, str, str]] | None,
+) -> tuple[int | None, int]:
+    db = store.db
     with store.batch(kind, description) as batch_id:
         entity_ids: dict[str, int] = dict(db.execute("SELECT key, id FROM entities"))
         next_id = db.execute("SELECT coalesce(max(id), 0) FROM entities").fetchone()[0] + 1
@@ -371,6 +399,4 @@ def bulk_add(
                 values,
             )
         added = db.total_changes - before
-        if added:
-            store._record_adds("t.batch_id = ?", (batch_id,))
     return (batch_id if added else None), added

@@ -43,6 +43,7 @@ def _v1_initial(db: sqlite3.Connection) -> None:
             kind TEXT NOT NULL,
             description TEXT NOT NULL,
             created_at TEXT NOT NULL,
+            added INTEGER NOT NULL DEFAULT 0, -- triples this batch added (see triples.batch_id)
             undone_by INTEGER
         );
         CREATE TABLE triples (
@@ -59,8 +60,10 @@ def _v1_initial(db: sqlite3.Connection) -> None:
             ON triples(subject_id, relation_id, object_id);
         CREATE INDEX triples_object_relation ON triples(object_id, relation_id);
         CREATE INDEX triples_batch ON triples(batch_id);
-        -- One row per changed triple: the state before (subject..added_batch) and after
-        -- (new_*). op is 'add' (before empty), 'edit' or 'remove' (after empty).
+        -- One row per edited or removed triple: the state before (subject..added_batch)
+        -- and after (new_*; empty for 'remove'). An added triple's state is its row in
+        -- triples, whose batch_id names the batch that added it: a million-row import
+        -- costs no copy here.
         CREATE TABLE changes (
             id INTEGER PRIMARY KEY,
             batch_id INTEGER NOT NULL REFERENCES batches(id),
@@ -79,6 +82,7 @@ def _v1_initial(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX changes_batch ON changes(batch_id);
         CREATE INDEX changes_triple ON changes(triple_id);
+        CREATE INDEX changes_added_batch ON changes(added_batch);
         CREATE VIEW facts AS
             SELECT t.id, s.name AS subject, r.name AS relation, o.name AS object,
                    t.source, t.created_at, t.updated_at, t.batch_id

@@ -30,6 +30,12 @@ _ROWS = """SELECT t.id, s.name, r.name, o.name, t.source, t.created_at, t.update
            JOIN relations r ON r.id = t.relation_id
            JOIN entities o ON o.id = t.object_id
            ORDER BY t.id"""
+_CSV_ROWS = """SELECT s.name, r.name, o.name, t.source
+               FROM triples t
+               JOIN entities s ON s.id = t.subject_id
+               JOIN relations r ON r.id = t.relation_id
+               JOIN entities o ON o.id = t.object_id
+               ORDER BY t.id"""
 _FIELDS = ("id", "subject", "relation", "object", "source", "created_at", "updated_at")
 ENTITY_IRI = "urn:memcli:entity:"
 RELATION_IRI = "urn:memcli:relation:"
@@ -74,7 +80,7 @@ def export(store: TripleStore, path: str | None, fmt: str) -> int:
     # One read transaction, so the export is consistent while others write.
     store.db.execute("BEGIN")
     try:
-        rows = store.db.execute(_ROWS)
+        rows = store.db.execute(_CSV_ROWS if fmt == "csv" else _ROWS)
         with _output(path) as out:
             if fmt == "jsonl":
                 return _write_jsonl(out, rows)
@@ -100,7 +106,7 @@ def _write_csv(out: IO[str], rows: sqlite3.Cursor) -> int:
     writer.writerow(["subject", "relation", "object", "source"])
     count = 0
     while batch := rows.fetchmany(10000):
-        writer.writerows(row[1:5] for row in batch)
+        writer.writerows(batch)
         count += len(batch)
     return count
 
