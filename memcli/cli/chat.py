@@ -1,0 +1,55 @@
+"""`memcli chat`: the REPL (see `memcli.repl`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from memcli.cli.common import (
+    AdapterOption,
+    DbOption,
+    ModelOption,
+    NoAdapterOption,
+    ThreadsOption,
+)
+
+
+def chat(
+    execute: Annotated[
+        list[str] | None,
+        typer.Option("--execute", "-e", metavar="MESSAGE",
+                     help="Run this message (or /command) and exit; repeatable."),
+    ] = None,
+    hide_calls: Annotated[
+        bool, typer.Option("--hide-calls", help="Show a short marker instead of raw memory "
+                           "calls.")
+    ] = False,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Ask before storing each fact the model "
+                           "extracts (yes, no or edit).")
+    ] = False,
+    no_memory: Annotated[
+        bool, typer.Option("--no-memory", help="Chat without reading or writing memory.")
+    ] = False,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Chat with the model. It reads memory to answer and writes the facts you state
+    (one batch per turn: /undo reverts it). /help lists the commands.
+
+    When input or output is not a terminal, each line of stdin (or each -e) is a turn
+    and the output is plain text.
+    """
+    from memcli.repl.session import ChatOptions, run_chat
+
+    code = run_chat(ChatOptions(
+        model=model, adapter=adapter, no_adapter=no_adapter, threads=threads, db=db,
+        hide_calls=hide_calls, approve=approve, memory=not no_memory,
+        execute=list(execute or []),
+    ))
+    if code:
+        raise typer.Exit(code)

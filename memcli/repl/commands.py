@@ -1,0 +1,366 @@
+"""Slash commands: a small registry, not an if/elif ladder.
+
+Each command is a function `(session, args)` registered with `@command(...)`; `args` is
+the rest of the line. The completer and `/help` read the same registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from memcli.repl.session import ChatSession
+
+Handler = Callable[["ChatSession", str], None]
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    name: str
+    handler: Handler
+    summary: str
+    usage: str = ""
+    aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # completions for the argument
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._commands: dict[str, SlashCommand] = {}
+        self._aliases: dict[str, str] = {}
+
+    def command(
+        self,
+        name: str,
+        summary: str,
+        *,
+        usage: str = "",
+        aliases: Sequence[str] = (),
+        choices: Sequence[str] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self._commands[name] = SlashCommand(
+                name, handler, summary, usage or f"/{name}", tuple(aliases), tuple(choices)
+            )
+            for alias in aliases:
+                self._aliases[alias] = name
+            return handler
+
+        return register
+
+    def get(self, name: str) -> SlashCommand | None:
+        name = name.lower()
+        return self._commands.get(self._aliases.get(name, name))
+
+    def all(self) -> list[SlashCommand]:
+        return list(self._commands.values())
+
+    def names(self) -> list[str]:
+        return list(self._commands)
+
+    def suggest(self, name: str) -> str | None:
+        """The closest command (or `mem` subcommand) to a mistyped name."""
+        name = name.lower()
+        if name in mem_subcommands():
+            return f"/mem {name}"
+        known = [*self._commands, *self._aliases]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        if not close:
+            close = [k for k in known if k.startswith(name[:2])][:1] if len(name) >= 2 else []
+        if not close:
+            return None
+        return "/" + self._aliases.get(close[0], close[0])
+
+    def dispatch(self, session: ChatSession, line: str) -> None:
+        name, _, args = line.strip()[1:].partition(" ")
+        found = self.get(name)
+        if found is None:
+            hint = self.suggest(name) if name else None
+            raise UsageError(
+                f"unknown command /{name}"
+                + (f"; did you mean {hint}?" if hint else "; /help lists the commands")
+            )
+        found.handler(session, args.strip())
+
+
+REGISTRY = Registry()
+command = REGISTRY.command
+
+
+def _on_off(args: str, what: str, current: bool) -> bool:
+    value = args.strip().lower()
+    if value in ("", "status"):
+        return current
+    if value in ("on", "yes", "true", "1"):
+        return True
+    if value in ("off", "no", "false", "0"):
+        return False
+    raise UsageError(f"/{what} takes on or off, not {args!r}")
+
+
+# -- help and leaving ---------------------------------------------------------------------
+
+
+@command("help", "List the commands, or explain one.", usage="/help [COMMAND]", aliases=("?",))
+def help_(session: ChatSession, args: str) -> None:
+    if args:
+        found = REGISTRY.get(args.lstrip("/"))
+        if found is None:
+            hint = REGISTRY.suggest(args.lstrip("/"))
+            raise UsageError(f"no command {args}" + (f"; did you mean {hint}?" if hint else ""))
+        session.view.text(f"{found.usage}\n  {found.summary}")
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False, show_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for cmd in REGISTRY.all():
+        table.add_row(cmd.usage, cmd.summary)
+    session.view.print(table)
+    session.view.note(
+        "Anything else is a message. Facts you state are written to memory (one batch per "
+        "turn). Ctrl-C stops a turn, Ctrl-D leaves, F2 shows/hides memory calls."
+    )
+
+
+@command("quit", "Leave the chat (Ctrl-D does too).", aliases=("exit", "q"))
+def quit_(session: ChatSession, args: str) -> None:
+    session.running = False
+
+
+# -- what memory did ----------------------------------------------------------------------
+
+
+@command("why", "The facts read for the last answer: id, source, when added.")
+def why(session: ChatSession, args: str) -> None:
+    last = session.conversation.last
+    if last is None:
+        session.view.note("no answer yet")
+        return
+    facts = last.facts_read
+    if facts:
+        session.view.facts(facts)
+    else:
+        session.view.note("the last answer read nothing from memory")
+    for read in last.reads:
+        if not read.kept:
+            queries = "; ".join(_query_text(q) for q in read.queries)
+            session.view.note(f"queried {queries}: {read.note or 'nothing in memory'}")
+
+
+def _query_text(query: Any) -> str:
+    return f"{query.subject or '?'} >> {query.relation} >> {query.object or '?'}"
+
+
+@command("writes", "What the last turn stored in memory.")
+def writes(session: ChatSession, args: str) -> None:
+    last = session.conversation.last
+    if last is None:
+        session.view.note("no turn yet")
+        return
+    if last.stored:
+        session.view.facts(last.stored)
+        if last.undone:
+            session.view.note(f"(undone: turn {last.number}'s batch {last.batch_id} "
+                              "was reverted)")
+    else:
+        session.view.note(f"turn {last.number} stored nothing")
+    stored = {(t.subject, t.relation, t.object) for t in last.stored}
+    known = [p for p in last.accepted if (p.subject, p.relation, p.object) not in stored]
+    for p in known:
+        session.view.note(f"already in memory: {p.line()}")
+    for p in last.rejected:
+        session.view.note(f"rejected: {p.line()}")
+
+
+@command("undo", "Revert the last turn's writes (again: the turn before).")
+def undo(session: ChatSession, args: str) -> None:
+    turn = session.conversation.undo_last()
+    count = len(turn.stored)
+    session.view.note(
+        f"undid turn {turn.number}: removed {count} fact{'s' if count != 1 else ''}"
+        f" (batch {turn.batch_id})"
+    )
+
+
+# -- memory commands ----------------------------------------------------------------------
+
+
+_mem_group: Any = None
+
+
+def mem_group() -> Any:
+    """The Click group behind `memcli mem`, built once."""
+    global _mem_group
+    if _mem_group is None:
+        import typer
+
+        from memcli.cli import mem
+
+        _mem_group = typer.main.get_command(mem.app)
+    return _mem_group
+
+
+def mem_subcommands() -> list[str]:
+    try:
+        return sorted(mem_group().commands)
+    except Exception:  # the CLI layer is not importable: no suggestions, no crash
+        return []
+
+
+@command(
+    "mem",
+    "Memory commands, the same code as `memcli mem` (ls, add, rm, search, show, log, …).",
+    usage="/mem ls|add|rm|search|… ARGS",
+)
+def mem_(session: ChatSession, args: str) -> None:
+    import typer
+
+    try:
+        argv = shlex.split(args)
+    except ValueError as exc:
+        raise UsageError(f"/mem {args}: {exc}") from None
+    group = mem_group()
+    if argv and argv[0] in group.commands and "--db" not in argv and not (
+        {"-h", "--help"} & set(argv)
+    ):
+        argv = [argv[0], "--db", str(session.store.path), *argv[1:]]
+    if argv[:1] == ["restore"] and not ({"--merge", "--yes", "-y"} & set(argv)):
+        raise UsageError("/mem restore replaces all of memory: add --yes (or --merge); "
+                         "/mem undo takes it back")
+    out, err = StringIO(), StringIO()
+    failure = ""
+    stdin = sys.stdin
+    try:
+        # Not a terminal: commands that would ask a question refuse instead (rm by match
+        # needs --yes), and nothing reads the REPL's own input.
+        sys.stdin = StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            group.main(argv, prog_name="/mem", standalone_mode=False)
+    except typer.Exit:
+        pass
+    except typer.Abort:
+        failure = "aborted"
+    except Exception as exc:  # Click's usage errors; MemcliError goes up as it is
+        message = getattr(exc, "format_message", None)
+        if message is None or not callable(message):
+            raise
+        failure = str(message())
+    finally:
+        sys.stdin = stdin
+        session.view.text(out.getvalue())
+        if err.getvalue().strip():
+            session.view.note(err.getvalue().rstrip("\n"))
+        session.refresh()
+    if failure and argv:
+        raise UsageError(f"/mem {argv[0]}: {failure}")
+    if failure:  # bare /mem: Click's "no arguments" error carries the help
+        session.view.text(failure)
+
+
+@command("export", "Save this conversation (with its memory calls and facts) to FILE: "
+         "Markdown, or JSON lines for .jsonl/.json.", usage="/export FILE")
+def export(session: ChatSession, args: str) -> None:
+    if not args:
+        raise UsageError("/export needs a file name (memory itself: /mem export -o FILE)")
+    path = Path(shlex.split(args)[0]).expanduser()
+    conversation = session.conversation
+    turns = [t for t in conversation.turns if t.status == "done"]
+    if path.suffix in (".jsonl", ".json"):
+        lines = [json.dumps(_turn_json(t), ensure_ascii=False) for t in turns]
+        text = "\n".join(lines) + ("\n" if lines else "")
+    else:
+        text = _markdown(session, turns)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    session.view.note(f"exported {len(turns)} turn{'s' if len(turns) != 1 else ''} to {path}")
+
+
+def _turn_json(turn: Any) -> dict:
+    return {
+        "turn": turn.number,
+        "started": turn.started,
+        "user": turn.message,
+        "assistant": turn.answer,
+        "raw": turn.raw,
+        "facts_read": [f.as_dict() for f in turn.facts_read],
+        "write_calls": turn.write_calls,
+        "stored": [t.as_dict() for t in turn.stored],
+        "batch_id": turn.batch_id,
+        "undone": turn.undone,
+    }
+
+
+def _markdown(session: ChatSession, turns: list) -> str:
+    conversation = session.conversation
+    out = [f"# memcli chat {conversation.session_id}", "",
+           f"model: {session.engines.label}", ""]
+    for t in turns:
+        out += [f"## Turn {t.number}", "", f"**You:** {t.message}", "",
+                f"**Assistant:** {t.raw or t.answer}", ""]
+        for call in t.write_calls:
+            out.append(f"- write: `{call}`")
+        for f in t.facts_read:
+            out.append(f"- read #{f.id}: {f.subject} >> {f.relation} >> {f.object} "
+                       f"({f.source})")
+        for s in t.stored:
+            out.append(f"- stored #{s.id}: {s.subject} >> {s.relation} >> {s.object}"
+                       + (" (undone)" if t.undone else ""))
+        out.append("")
+    return "\n".join(out)
+
+
+# -- toggles ------------------------------------------------------------------------------
+
+
+@command("memory", "Read and write memory (on), or chat without it (off).",
+         usage="/memory on|off", choices=("on", "off"))
+def memory(session: ChatSession, args: str) -> None:
+    conversation = session.conversation
+    conversation.memory = _on_off(args, "memory", conversation.memory)
+    state = "on: answers read memory, stated facts are written" if conversation.memory else (
+        "off: no reads, no writes")
+    session.view.note(f"memory {state}")
+
+
+@command("approve", "Ask before storing each proposed fact (on) or store them (off).",
+         usage="/approve on|off", choices=("on", "off"))
+def approve(session: ChatSession, args: str) -> None:
+    conversation = session.conversation
+    conversation.approve = _on_off(args, "approve", conversation.approve)
+    session.view.note("approval " + ("on: each proposed fact is shown for yes/no/edit"
+                                     if conversation.approve else "off: facts are stored"))
+
+
+@command("model", "Show the model, or switch to another (a file or registry name).",
+         usage="/model [NAME]")
+def model(session: ChatSession, args: str) -> None:
+    if args:
+        session.switch_model(args)
+    if not session.engines.ready and session.engines.error is None:
+        session.view.note("loading the model…")
+    info = session.engines.describe()
+    session.view.text("\n".join(f"{key}: {value}" for key, value in info.items()))
+
+
+@command("clear", "Forget the conversation so far (memory is kept).")
+def clear(session: ChatSession, args: str) -> None:
+    session.conversation.clear()
+    count = session.store.count()
+    session.view.note(f"context cleared; memory keeps its {count} fact"
+                      f"{'s' if count != 1 else ''}")

@@ -1,0 +1,38 @@
+"""Key bindings for the chat prompt, on top of prompt-toolkit's Emacs defaults.
+
+Enter sends, Ctrl-C clears the line (during a turn: stops the turn), Ctrl-D on an empty
+line leaves — those are the defaults. Added here: Alt-Enter (Esc Enter) for a new line
+inside a message, Ctrl-Space to open completion, F2 to show or hide memory calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+if TYPE_CHECKING:
+    from memcli.repl.session import ChatSession
+
+
+def chat_key_bindings(session: ChatSession) -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    @bindings.add("c-space")
+    def _complete(event: KeyPressEvent) -> None:
+        buffer = event.current_buffer
+        if buffer.complete_state:
+            buffer.complete_next()
+        else:
+            buffer.start_completion(select_first=False)
+
+    @bindings.add("f2")
+    def _toggle_calls(event: KeyPressEvent) -> None:
+        session.view.hide_calls = not session.view.hide_calls
+        event.app.invalidate()  # the toolbar says which
+
+    return bindings
