@@ -311,15 +311,17 @@ def test_approval_accepts_rejects_and_edits_each_proposal():
     chat = Chat("Noted.", write, approve=True)
     # The second triple is edited (the edit line starts from the proposal's text).
     keys = "Lake Geneva lies in France, Europe.\nn\ne\n" + "\x7f" * len("Europe") + "Asia\n"
-    chat.type(keys)
+    chat.type(keys + "/writes\n")
     assert "1/2" in chat.output and "2/2" in chat.output
     facts = chat.facts()
     assert ("Lake Geneva", "country", "France") not in facts
     assert ("Lake Geneva", "continent", "Asia") in facts
     record = chat.conversation.last
-    assert [p.line() for p in record.rejected] == [
-        "Lake Geneva >> country >> France", "Lake Geneva >> continent >> Europe"]
+    assert [p.line() for p in record.rejected] == ["Lake Geneva >> country >> France"]
     assert record.stored[0].source == "chat test turn 1"
+    assert "rejected: Lake Geneva >> country >> France" in chat.output
+    assert ("edited: Lake Geneva >> continent >> Europe → Lake Geneva >> continent >> Asia"
+            in chat.output)
 
 
 def test_approval_all_and_quit_and_toggle():

@@ -106,3 +106,36 @@ def test_real_model_writes_a_stated_fact_and_reads_it_back():
     assert "({MEM_READ(Lake Geneva>>" in result.stdout
     with TripleStore() as store:
         assert store.find(subject="Lake Geneva")
+
+
+def test_model_switches_to_another_model_and_keeps_the_old_one_on_failure(fake_model):
+    made = fake_model("Fine.")
+    result = run("chat", "-e", "/model other.gguf", "-e", "/model", "-e", "Hello there?")
+    assert result.exit_code == 0, result.output
+    assert made["options"]["model"] == "other.gguf"
+    assert result.stdout.count("model: ScriptedBackend") == 2
+    assert "Fine." in result.stdout
+
+
+def test_a_failed_model_switch_keeps_the_chat_on_the_current_model(fake_model, monkeypatch):
+    from memcli.errors import ModelError
+
+    made = fake_model("Fine.")
+    calls = {"n": 0}
+    original = engines_module.BackgroundEngines
+
+    def flaky(store, **options):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            class Failed(StaticEngines):
+                def answering(self):
+                    raise ModelError("model file not found: nope.gguf")
+            return Failed(MemoryEngine(ScriptedBackend(""), store))
+        return original(store, **options)
+
+    monkeypatch.setattr(engines_module, "BackgroundEngines", flaky)
+    result = run("chat", "-e", "/model nope.gguf", "-e", "Hello there?")
+    assert result.exit_code == 1
+    assert "error: model file not found: nope.gguf" in result.stderr
+    assert "Fine." in result.stdout
+    assert made["engine"] is not None

@@ -154,5 +154,13 @@ def test_a_word_longer_than_a_line_is_broken_and_newlines_are_kept():
     assert lines[-1] == "next line"
 
 
+def test_a_long_call_breaks_between_its_items():
+    call = "({MEM_WRITE-->" + ";".join(f"Entity{i}>>country>>Place{i}" for i in range(6)) + "})"
+    lines = _stream([call[i:i + 2] for i in range(0, len(call), 2)])
+    assert "".join(lines) == call
+    assert all(len(line) <= 80 for line in lines)
+    assert all(line.endswith(";") for line in lines[:-1])
+
+
 def test_stored_summary_and_styles_exported():
     assert READ_STYLE != RESULT_STYLE != WRITE_STYLE

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memcli.errors import UsageError
+from memcli.store import names
 
 if TYPE_CHECKING:
     from memcli.repl.session import ChatSession
@@ -178,10 +179,14 @@ def writes(session: ChatSession, args: str) -> None:
                               "was reverted)")
     else:
         session.view.note(f"turn {last.number} stored nothing")
-    stored = {(t.subject, t.relation, t.object) for t in last.stored}
-    known = [p for p in last.accepted if (p.subject, p.relation, p.object) not in stored]
+    stored = {(names.key(t.subject), names.key(t.relation), names.key(t.object))
+              for t in last.stored}
+    known = [p for p in last.accepted if p.key() not in stored]
     for p in known:
         session.view.note(f"already in memory: {p.line()}")
+    for p in last.accepted:
+        if p.edited_from:
+            session.view.note(f"edited: {p.edited_from} → {p.line()}")
     for p in last.rejected:
         session.view.note(f"rejected: {p.line()}")
 

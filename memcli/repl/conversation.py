@@ -52,6 +52,7 @@ class Proposal:
     relation: str
     object: str
     sentence: str = ""
+    edited_from: str | None = None  # the proposal's line before the person edited it
 
     def line(self) -> str:
         return f"{self.subject} >> {self.relation} >> {self.object}"
@@ -90,7 +91,8 @@ class TurnRecord:
     @property
     def rejected(self) -> list[Proposal]:
         kept = {p.key() for p in self.accepted}
-        return [p for p in self.proposals if p.key() not in kept]
+        edited = {p.edited_from for p in self.accepted}
+        return [p for p in self.proposals if p.key() not in kept and p.line() not in edited]
 
 
 Reviewer = Callable[[list[Proposal]], list[Proposal]]

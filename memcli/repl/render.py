@@ -48,6 +48,7 @@ ERROR_STYLE = Style(color="red", bold=True)
 CALL_STYLES = {"read": READ_STYLE, "result": RESULT_STYLE, "write": WRITE_STYLE}
 
 HOLD_COLUMNS = 16  # a word starting this close to the margin waits until it is complete
+BREAK_AFTER = ";"  # besides spaces: between the items of a memory call
 
 
 class StreamWriter:
@@ -72,6 +73,9 @@ class StreamWriter:
         out: list[tuple[str, Style | None]] = []
         for char in text:
             self._place(char, style, out)
+            if char in BREAK_AFTER:  # a call's items may go on the next line
+                self._release(out)
+                self.in_word = False
         self._emit(out)
 
     def _place(self, char: str, style: Style | None, out: list) -> None:
@@ -248,6 +252,7 @@ class TurnView:
 
     def cancelled(self) -> None:
         self.stream.finish()
+        self.err_console.print()  # past the ^C the terminal echoed
         self.err_console.print(
             Text("stopped; nothing from this turn was kept", NOTE_STYLE), highlight=False
         )

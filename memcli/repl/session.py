@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,8 @@ class ChatSession:
             if not text:
                 return None
             try:
-                return self.parse_fact(text, proposal.sentence)
+                edited = self.parse_fact(text, proposal.sentence)
+                return replace(edited, edited_from=proposal.line())
             except MemcliError as exc:
                 self.view.error(str(exc))
 
