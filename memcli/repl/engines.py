@@ -262,10 +262,8 @@ def warm_answering(engine: MemoryEngine, stop: threading.Event | None = None) ->
     fixed part (system prompt, examples) in the KV cache."""
     from memcli.runtime import prompts
 
+    engine.warm_up()
     engine.decoder  # noqa: B018 - builds the tokenizer and piece tables
-    bans = getattr(engine, "_bans", None)  # the free-text masks, else built on first use
-    if callable(bans):
-        bans()
     messages = prompts.answer_messages([], few_shot=engine.config.few_shot, memory=True)
     _prefill(engine, messages, stop)
 

@@ -79,8 +79,13 @@ def usable_names(names: Iterable[str]) -> list[str]:
     return [n for n in dict.fromkeys(names) if name_problem(n) is None and n.strip() == n]
 
 
+# Words that name nothing on their own: a span made only of these is not an entity, and
+# two spans sharing only these do not overlap. Pronouns are here too: Re-DocRED never
+# labels them as mentions, and a fact about "he" is useless without its referent.
 _MINOR_WORDS = frozenset(
-    ["a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"]
+    """a an and at by for from in into of on or the to with as is are was were be been
+    being has have had it its he him his she her they them their this that these those
+    which who whom whose also not""".split()
 )
 
 

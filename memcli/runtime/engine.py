@@ -102,6 +102,13 @@ class MemoryEngine:
             self._decoder = ConstrainedDecoder.for_backend(self.backend)
         return self._decoder
 
+    def warm_up(self) -> None:
+        """Build what the first turn would otherwise wait for: the decoder's tokenizer
+        and the free-text masks."""
+        self._bans()
+        if self.store is not None and self.store.count():
+            self.decoder  # noqa: B018 - built on first access
+
     def _bans(self) -> tuple[np.ndarray, np.ndarray]:
         """Masks for free text: no token containing `({` (and, right after a `(`, none
         starting with `{`), so that a removed or capped read cannot be reopened."""
