@@ -226,3 +226,14 @@ def test_text_events_never_contain_calls(store):
     events = ask(engine, "Which label is Rihanna on?")
     text = "".join(e.text for e in events if isinstance(e, Text))
     assert "MEM_READ" not in text and text == "Sure.  Done."
+
+
+def test_write_that_runs_on_is_closed_early(store):
+    # One word: the only possible object is the subject itself, again and again.
+    script = "({MEM_WRITE-->" + "Hello>>country>>Hello;" * 8 + "})"
+    backend = ScriptedBackend(script)
+    engine = MemoryEngine(backend, store)
+    events = list(engine.write("Hello.", dry_run=True))
+    done = next(e for e in events if isinstance(e, WriteDone))
+    assert done.triples == () and done.raw == "({MEM_WRITE-->})"
+    assert backend.stats.generated_tokens < 20

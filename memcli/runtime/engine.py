@@ -104,10 +104,9 @@ class MemoryEngine:
 
     def warm_up(self) -> None:
         """Build what the first turn would otherwise wait for: the decoder's tokenizer
-        and the free-text masks."""
+        and the free-text masks. Safe in another thread: it does not touch the store."""
         self._bans()
-        if self.store is not None and self.store.count():
-            self.decoder  # noqa: B018 - built on first access
+        self.decoder  # noqa: B018 - built on first access
 
     def _bans(self) -> tuple[np.ndarray, np.ndarray]:
         """Masks for free text: no token containing `({` (and, right after a `(`, none
@@ -411,11 +410,16 @@ class MemoryEngine:
             if self.decoder.is_done(cmd):
                 closed = "".join(raw)
                 break
+            if protocol.ITEM_SEP in piece and _runs_on("".join(raw)):
+                # The model repeats itself or relates an entity to itself: end the call
+                # with what came before instead of spending tokens on more of it.
+                closed = _close_before_last_item("".join(raw), keep_last_done=False)
+                parsed = protocol.parse_write(closed)
+                yield CallText("write", protocol.CLOSE)
+                break
         else:
             # Out of tokens mid-call: keep the finished triples, drop the one in progress.
-            body = "".join(raw)
-            cut = body.rfind(protocol.ITEM_SEP)
-            closed = (body[:cut] if cut >= 0 else protocol.WRITE_HEAD) + protocol.CLOSE
+            closed = _close_before_last_item("".join(raw), keep_last_done=True)
             parsed = protocol.parse_write(closed)
             yield CallText("write", protocol.CLOSE)
         unique = [t for t in dict.fromkeys(parsed) if _plausible(t)]
@@ -446,3 +450,26 @@ def _plausible(triple: protocol.Triple) -> bool:
         return False
     s_words, o_words = f" {subject} ", f" {obj} "
     return s_words not in o_words and o_words not in s_words
+
+
+def _done_items(call: str) -> list[str]:
+    """The finished `s>>r>>o` items of a write call in progress."""
+    return call[len(protocol.WRITE_HEAD) :].split(protocol.ITEM_SEP)[:-1]
+
+
+def _runs_on(call: str) -> bool:
+    """Whether the item just finished repeats an earlier one or is implausible."""
+    *earlier, last = _done_items(call)
+    parts = last.split(protocol.SEP)
+    if len(parts) != 3:
+        return False
+    triple = protocol.Triple(*(p.strip() for p in parts))
+    return last in earlier or not _plausible(triple)
+
+
+def _close_before_last_item(call: str, *, keep_last_done: bool) -> str:
+    """The call closed after its finished items (all, or all but the last finished)."""
+    items = _done_items(call)
+    if not keep_last_done:
+        items = items[:-1]
+    return protocol.WRITE_HEAD + protocol.ITEM_SEP.join(items) + protocol.CLOSE
