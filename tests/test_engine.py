@@ -236,4 +236,4 @@ def test_write_that_runs_on_is_closed_early(store):
     events = list(engine.write("Hello.", dry_run=True))
     done = next(e for e in events if isinstance(e, WriteDone))
     assert done.triples == () and done.raw == "({MEM_WRITE-->})"
-    assert backend.stats.generated_tokens < 20
+    assert backend.stats.generated_tokens < 40  # one item, not eight
