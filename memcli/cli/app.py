@@ -17,7 +17,7 @@ class MemcliGroup(TyperGroup):
     """Turns any MemcliError from any command into one line on stderr and an exit code,
     for the console script and for CliRunner alike."""
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx):  # ctx: click's Context, as vendored by typer
         try:
             return super().invoke(ctx)
         except MemcliError as exc:
@@ -39,29 +39,17 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from memcli.cli import ask, mem
+    # Each command module imports only typer at load time; models, llama.cpp and the
+    # store come in inside the commands, so `memcli mem` starts fast.
+    from memcli.cli import ask, chat, mem, models
+    from memcli.cli import eval as eval_cli
 
-    app.add_typer(mem.app, name="mem")
+    app.command()(chat.chat)
     app.command()(ask.ask)
     app.command()(ask.ingest)
-    try:
-        from memcli.cli import chat
-    except ImportError:
-        pass
-    else:
-        app.command()(chat.chat)
-    try:
-        from memcli.cli import eval as eval_cli
-    except ImportError:
-        pass
-    else:
-        app.add_typer(eval_cli.app, name="eval")
-    try:  # command groups added by later work register themselves here
-        from memcli.cli import models
-    except ImportError:
-        pass
-    else:
-        app.add_typer(models.app, name="models")
+    app.add_typer(mem.app, name="mem")
+    app.add_typer(eval_cli.app, name="eval")
+    app.add_typer(models.app, name="models")
 
 
 _register()
