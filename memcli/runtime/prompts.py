@@ -6,6 +6,8 @@ inference exactly the text it was trained on.
 
 from __future__ import annotations
 
+import re
+
 from memcli.protocol import ReadQuery, Triple, format_read, format_write
 
 ANSWER_SYSTEM = (
@@ -47,7 +49,21 @@ WRITE_SHOTS: list[dict[str, str]] = [
     },
 ]
 
-MAX_CONTEXT_CHARS = 1500
+# The write context is the preceding text cut to whole sentences within this many
+# characters: what the adapter was trained with (recipes/, --max-context 300), and it
+# keeps every write prompt short (ingest speed depends on it).
+MAX_CONTEXT_CHARS = 300
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]?\s+")
+
+
+def trim_context(context: str, max_chars: int = MAX_CONTEXT_CHARS) -> str:
+    """The last whole sentences of `context` that fit in `max_chars`."""
+    context = context.strip()
+    if len(context) <= max_chars:
+        return context
+    tail = context[-max_chars - 1 :]
+    first = _SENTENCE_END.search(tail)
+    return tail[first.end() :] if first else ""
 
 
 def answer_messages(
@@ -61,7 +77,7 @@ def answer_messages(
 
 
 def write_user_message(sentence: str, context: str = "") -> str:
-    context = context[-MAX_CONTEXT_CHARS:]
+    context = trim_context(context)
     return f"Context: {context}\nSentence: {sentence}"
 
 
