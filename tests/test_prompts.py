@@ -5,7 +5,7 @@ from memcli.runtime.prompts import MAX_CONTEXT_CHARS, trim_context, write_user_m
 
 def test_context_is_cut_to_whole_sentences():
     first = "An opening sentence that will not fit. "
-    rest = "A sentence of some length goes here. " * 7
+    rest = "A sentence of some length goes here. " * 9
     context = (first + rest).strip()
     assert len(context) > MAX_CONTEXT_CHARS
     trimmed = trim_context(context)
