@@ -102,7 +102,7 @@ def test_reads_are_well_formed_and_name_only_existing_things(engine):
                 assert names.key(entity) in entities, (question, q)
                 assert names.key(q.relation) in relations, (question, q)
         assert chosen  # memory was not empty
-    assert read_count >= 50  # most questions name an entity in memory
+    assert read_count >= 30  # many questions name an entity in memory: reads happen
 
 
 def test_writes_are_well_formed_spans_of_their_sentence(engine):
