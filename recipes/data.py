@@ -188,7 +188,7 @@ def write_example(
     doc: Document, sent: int, triples: Sequence[Triple], max_context: int | None = None
 ) -> Example:
     """`max_context` shortens the context (to whole sentences, at most that many
-    characters) to save training time; the runtime gives up to 1500 characters."""
+    characters), as the runtime does (`prompts.trim_context`, 300 characters)."""
     context = " ".join(doc.sentences[:sent])
     if max_context is not None:
         kept: list[str] = []
