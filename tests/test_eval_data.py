@@ -199,3 +199,10 @@ def test_cli_reports_bad_data_in_one_line(tmp_path):
     result = run("eval", "write", "--data", str(path), "--docs", "3:9")
     assert result.exit_code == 2
     assert "--docs '3:9': out of range, the data file has 1 document\n" in result.stderr
+
+
+def test_without_the_default_data_file_data_is_required(tmp_path, monkeypatch):
+    monkeypatch.setattr("memcli.evaluation.data.DEFAULT_DATA", tmp_path / "none.json")
+    result = run("eval", "ppl")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("memcli: error: no data file: pass --data FILE")

@@ -174,8 +174,12 @@ def write(
     threads: ThreadsOption = None,
     as_json: ReportOption = False,
 ) -> None:
-    """Write calls, one per sentence with the preceding text as context (as `memcli
-    ingest --dry-run`), against the labelled triples: micro precision, recall, F1."""
+    """Score write calls against the labelled triples (precision, recall, F1).
+
+    One MEM_WRITE per sentence with the preceding sentences as context, as `memcli
+    ingest --dry-run` makes it; nothing is stored. Gold: the triples whose evidence
+    includes the sentence and whose two entities it mentions.
+    """
     from memcli.evaluation.write import evaluate_write, sentence_count
 
     options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
@@ -205,8 +209,12 @@ def qa(
     threads: ThreadsOption = None,
     as_json: ReportOption = False,
 ) -> None:
-    """Questions from the labelled triples ("What is the country of Lake Geneva?"),
-    answered with memory holding them, without memory, and with the asked fact removed."""
+    """Answer questions from memory holding the labelled triples.
+
+    One question per subject and relation ("What is the country of Lake Geneva?"),
+    answered with memory, without it, and with the asked fact removed (does the answer
+    still name an entity of the document?).
+    """
     from memcli.evaluation.qa import build_questions, evaluate_qa
 
     options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
@@ -230,8 +238,12 @@ def ppl(
     threads: ThreadsOption = None,
     as_json: ReportOption = False,
 ) -> None:
-    """Perplexity of the documents, overall and on target entities: (a) memory disabled,
-    (b) with the model's own read before each target, (c) with the gold read."""
+    """Perplexity on target entities, with and without memory (MemLLM's metric).
+
+    (a) memory disabled, (b) the model's own read before each target, (c) the gold
+    read there. Targets: first mentions of entities that are the object of a labelled
+    triple whose subject was mentioned earlier.
+    """
     from memcli.evaluation.ppl import evaluate_ppl
 
     options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from time import perf_counter
 
 from memcli.evaluation.data import Document
@@ -59,9 +59,6 @@ class Question:
     def text(self) -> str:
         return QUESTION.format(relation=self.relation, subject=self.subject)
 
-    def key(self) -> tuple[str, str]:
-        return names.key(self.subject), names.key(self.relation)
-
 
 @dataclass
 class Answer:
@@ -90,7 +87,6 @@ class QuestionResult:
     correct_read: bool
     asserts: str | None  # the entity surface asserted with the fact removed
     abstains: bool
-    flags: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         q = self.question
