@@ -36,6 +36,13 @@ def models_dir() -> Path:
     return path
 
 
+def cache_dir() -> Path:
+    """Files memcli can rebuild (models with their adapter folded in): `MEMCLI_CACHE`
+    if set, else `cache` in the user directory."""
+    env = os.environ.get("MEMCLI_CACHE")
+    return Path(env).expanduser() if env else home() / "cache"
+
+
 def config_file() -> Path:
     return home() / "config.json"
 

@@ -6,12 +6,20 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(scope="session")
+def merge_cache(tmp_path_factory):
+    """One cache of merged models for the whole run: folding the adapter in takes
+    seconds, and every test would otherwise do it again in its own MEMCLI_HOME."""
+    return tmp_path_factory.mktemp("memcli-cache")
+
+
 @pytest.fixture(autouse=True)
-def memcli_home(tmp_path, monkeypatch):
+def memcli_home(tmp_path, monkeypatch, merge_cache):
     home = tmp_path / "memcli-home"
     home.mkdir()
     monkeypatch.setenv("MEMCLI_HOME", str(home))
     monkeypatch.delenv("MEMCLI_DB", raising=False)
+    monkeypatch.setenv("MEMCLI_CACHE", str(merge_cache))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("NO_COLOR", "1")

@@ -44,7 +44,8 @@ def ask(
         raise UsageError("the question is empty")
     with TripleStore(db) as store:
         engine = load_engine(
-            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads
+            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads,
+            notify=note,
         )
         done: Done | None = None
         for event in engine.answer([{"role": "user", "content": question}], memory=not no_memory):
@@ -102,7 +103,8 @@ def ingest(
     started = time.perf_counter()
     with TripleStore(db) as store:
         engine = load_engine(
-            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads
+            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads,
+            notify=note,
         )
         progress = _Progress(len(sentences))
         context: list[str] = []

@@ -44,8 +44,12 @@ def chat(
     When input or output is not a terminal, each line of stdin (or each -e) is a turn
     and the output is plain text.
     """
+    from memcli.cli.output import note
     from memcli.repl.session import ChatOptions, run_chat
+    from memcli.runtime.loader import resolve_files
 
+    # Fold the adapter in now, in the foreground, when it has not been yet (once).
+    resolve_files(model, adapter, no_adapter, notify=note)
     code = run_chat(ChatOptions(
         model=model, adapter=adapter, no_adapter=no_adapter, threads=threads, db=db,
         hide_calls=hide_calls, approve=approve, memory=not no_memory,

@@ -53,9 +53,10 @@ ReportOption = Annotated[
 
 def _load_engine(store: TripleStore, config: EngineConfig, **options: Any) -> MemoryEngine:
     """The model under test (tests replace this with a scripted fake)."""
+    from memcli.cli.output import note
     from memcli.runtime.loader import load_engine
 
-    return load_engine(store, config=config, **options)
+    return load_engine(store, config=config, notify=note, **options)
 
 
 @contextmanager

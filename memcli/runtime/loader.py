@@ -3,6 +3,7 @@ check the file before llama.cpp sees it, and pick the shipped adapter by default
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from memcli.errors import ModelError
@@ -30,6 +31,37 @@ def default_adapter(model_path: Path) -> Path | None:
     return None
 
 
+def resolve_files(
+    model: str | None = None,
+    adapter: str | None = None,
+    no_adapter: bool = False,
+    merge: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> tuple[Path, Path | None, bool]:
+    """The model file to load, the adapter llama.cpp should apply (None when there is
+    none or it is folded in), and whether an adapter is in use at all.
+
+    With `merge` (the default) an adapter is folded into the model's weights, built once
+    into the cache (`notify` is told when that happens); `merge=False` lets llama.cpp
+    apply it at every token, which is slower. Imports no llama_cpp."""
+    from memcli.catalog import resolve_model, validate_gguf
+
+    path = resolve_model(model)
+    validate_gguf(path)
+    lora: Path | None = None
+    if not no_adapter:
+        lora = Path(adapter).expanduser() if adapter else default_adapter(path)
+        if lora is not None:
+            validate_gguf(lora)
+    adapted = lora is not None
+    if lora is not None and merge:
+        from memcli.paths import cache_dir
+        from memcli.runtime.merge import merged_model
+
+        path, lora = merged_model(path, lora, cache_dir(), notify), None
+    return path, lora, adapted
+
+
 def load_engine(
     store: TripleStore | None,
     *,
@@ -39,21 +71,17 @@ def load_engine(
     threads: int | None = None,
     n_ctx: int = 4096,
     config: EngineConfig | None = None,
+    merge: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> MemoryEngine:
-    from memcli.catalog import resolve_model, validate_gguf
+    """A ready engine on the files `resolve_files` picks."""
     from memcli.runtime.llama_backend import LlamaBackend
 
-    path = resolve_model(model)
-    validate_gguf(path)
-    lora: Path | None = None
-    if not no_adapter:
-        lora = Path(adapter).expanduser() if adapter else default_adapter(path)
-        if lora is not None:
-            validate_gguf(lora)
     if threads is not None and threads < 1:
         raise ModelError("--threads must be at least 1")
+    path, lora, adapted = resolve_files(model, adapter, no_adapter, merge, notify)
     backend = LlamaBackend(path, n_ctx=n_ctx, threads=threads, lora_path=lora)
     engine_config = config or EngineConfig()
-    if lora is not None:
+    if adapted:
         engine_config.few_shot = False  # the adapter was trained without examples
     return MemoryEngine(backend, store, config=engine_config)
