@@ -143,12 +143,13 @@ def test_adapters_that_do_not_fit_are_refused(files, tmp_path, tensors, arch, me
 
 def test_loader_folds_the_shipped_adapter_by_default(files, merge_cache) -> None:  # type: ignore[no-untyped-def]
     base, adapter = files
-    path, lora, adapted = resolve_files()
-    assert adapted and lora is None
-    assert path.parent == Path(os.environ["MEMCLI_CACHE"]) == merge_cache
-    assert path.name.startswith(f"{base.stem}+{adapter.stem}-")
+    files = resolve_files()
+    assert files.base == base and files.adapter == adapter and files.lora is None
+    assert files.model.parent == Path(os.environ["MEMCLI_CACHE"]) == merge_cache
+    assert files.model.name.startswith(f"{base.stem}+{adapter.stem}-")
+    assert files.label == f"{base.stem} +adapter"
 
-    path, lora, adapted = resolve_files(merge=False)
-    assert (path, lora, adapted) == (base, adapter, True)
-    path, lora, adapted = resolve_files(no_adapter=True)
-    assert (path, lora, adapted) == (base, None, False)
+    files = resolve_files(merge=False)
+    assert (files.model, files.lora) == (base, adapter)
+    files = resolve_files(no_adapter=True)
+    assert (files.model, files.lora, files.adapter, files.label) == (base, None, None, base.stem)

@@ -44,12 +44,17 @@ def chat(
     When input or output is not a terminal, each line of stdin (or each -e) is a turn
     and the output is plain text.
     """
+    import contextlib
+
     from memcli.cli.output import note
+    from memcli.errors import MemcliError
     from memcli.repl.session import ChatOptions, run_chat
     from memcli.runtime.loader import resolve_files
 
-    # Fold the adapter in now, in the foreground, when it has not been yet (once).
-    resolve_files(model, adapter, no_adapter, notify=note)
+    # Fold the adapter in now, in the foreground, when it has not been yet (once). A
+    # problem with the files is left for the REPL to report, as it does for any load.
+    with contextlib.suppress(MemcliError):
+        resolve_files(model, adapter, no_adapter, notify=note)
     code = run_chat(ChatOptions(
         model=model, adapter=adapter, no_adapter=no_adapter, threads=threads, db=db,
         hide_calls=hide_calls, approve=approve, memory=not no_memory,

@@ -236,6 +236,9 @@ class BackgroundEngines:
 
 
 def model_label(engine: MemoryEngine) -> str:
+    label = getattr(engine.backend, "label", None)
+    if label:
+        return str(label)
     path = getattr(engine.backend, "model_path", None)
     if path is None:
         return type(engine.backend).__name__

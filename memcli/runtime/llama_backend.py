@@ -55,6 +55,7 @@ class LlamaBackend:
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"cannot load model {path.name}: {e}") from e
         self.model_path = path
+        self.label = path.name.removesuffix(".gguf")  # for people; the loader may say more
         self.threads = threads
         self.stats = Stats()
         self._lib = llama_cpp

@@ -4,6 +4,7 @@ check the file before llama.cpp sees it, and pick the shipped adapter by default
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from memcli.errors import ModelError
@@ -31,35 +32,49 @@ def default_adapter(model_path: Path) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class ModelFiles:
+    """What to load: `model` is the file llama.cpp opens (the base, or the base with the
+    adapter folded in), `lora` an adapter llama.cpp applies per token (unmerged only)."""
+
+    base: Path
+    adapter: Path | None
+    model: Path
+    lora: Path | None
+
+    @property
+    def label(self) -> str:
+        """For people: the base model's name, and whether the adapter is on."""
+        name = self.base.name.removesuffix(".gguf")
+        return f"{name} +adapter" if self.adapter is not None else name
+
+
 def resolve_files(
     model: str | None = None,
     adapter: str | None = None,
     no_adapter: bool = False,
     merge: bool = True,
     notify: Callable[[str], None] | None = None,
-) -> tuple[Path, Path | None, bool]:
-    """The model file to load, the adapter llama.cpp should apply (None when there is
-    none or it is folded in), and whether an adapter is in use at all.
-
-    With `merge` (the default) an adapter is folded into the model's weights, built once
-    into the cache (`notify` is told when that happens); `merge=False` lets llama.cpp
-    apply it at every token, which is slower. Imports no llama_cpp."""
+) -> ModelFiles:
+    """Resolve `--model/--adapter/--no-adapter` to files, checked before llama.cpp sees
+    them. With `merge` (the default) an adapter is folded into the model's weights,
+    built once into the cache (`notify` is told when that happens); `merge=False` lets
+    llama.cpp apply it at every token, which is slower. Imports no llama_cpp."""
     from memcli.catalog import resolve_model, validate_gguf
 
-    path = resolve_model(model)
-    validate_gguf(path)
+    base = resolve_model(model)
+    validate_gguf(base)
     lora: Path | None = None
     if not no_adapter:
-        lora = Path(adapter).expanduser() if adapter else default_adapter(path)
+        lora = Path(adapter).expanduser() if adapter else default_adapter(base)
         if lora is not None:
             validate_gguf(lora)
-    adapted = lora is not None
     if lora is not None and merge:
         from memcli.paths import cache_dir
         from memcli.runtime.merge import merged_model
 
-        path, lora = merged_model(path, lora, cache_dir(), notify), None
-    return path, lora, adapted
+        return ModelFiles(base, lora, merged_model(base, lora, cache_dir(), notify), None)
+    return ModelFiles(base, lora, base, lora)
 
 
 def load_engine(
@@ -79,9 +94,10 @@ def load_engine(
 
     if threads is not None and threads < 1:
         raise ModelError("--threads must be at least 1")
-    path, lora, adapted = resolve_files(model, adapter, no_adapter, merge, notify)
-    backend = LlamaBackend(path, n_ctx=n_ctx, threads=threads, lora_path=lora)
+    files = resolve_files(model, adapter, no_adapter, merge, notify)
+    backend = LlamaBackend(files.model, n_ctx=n_ctx, threads=threads, lora_path=files.lora)
+    backend.label = files.label
     engine_config = config or EngineConfig()
-    if adapted:
+    if files.adapter is not None:
         engine_config.few_shot = False  # the adapter was trained without examples
     return MemoryEngine(backend, store, config=engine_config)
