@@ -292,6 +292,24 @@ def test_export_writes_the_conversation(tmp_path):
     assert rows[1]["stored"][0]["subject"] == "Lake Geneva"
 
 
+def test_the_prompt_is_made_only_once_the_model_has_loaded(monkeypatch):
+    """llama.cpp points fd 1 at /dev/null while it loads a model; a prompt-toolkit
+    output made then draws nowhere (seen as a chat that never showed its prompt)."""
+    chat = Chat()
+    order: list[str] = []
+    engines = chat.conversation.engines
+    monkeypatch.setattr(engines, "wait_loaded", lambda: order.append("loaded"), raising=False)
+    real = chat.session._prompt_session
+
+    def made(*args, **kwargs):
+        order.append("prompt made")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chat.session, "_prompt_session", made)
+    chat.type("")
+    assert order[:2] == ["loaded", "prompt made"]
+
+
 def test_help_model_and_quit():
     chat = Chat("Fine.")
     out = chat.type("/help\n/help undo\n/model\n/quit\nnever sent\n")

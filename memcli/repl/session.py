@@ -218,13 +218,16 @@ class ChatSession:
     def run(self, *, input: Any = None, output: Any = None, history: Any = None) -> int:
         """The interactive loop on a prompt-toolkit prompt (tests pass a pipe input and
         `DummyOutput`)."""
+        # After the load: prompt-toolkit probes the terminal on fd 1 when it makes its
+        # output, and while llama.cpp loads, fd 1 is /dev/null (it would then draw the
+        # prompt nowhere, for good).
+        self._wait_loaded()
         self._prompt = self._prompt_session(input, output, history)
         listeners = getattr(self.engines, "listeners", None)
         if listeners is not None:
             listeners.append(self._redraw)
         self._ask_session = None  # approval questions share this prompt's input
         self._lines = None
-        self._wait_loaded()
         if self.banner:
             self.view.note(self.banner)
         while self.running:
