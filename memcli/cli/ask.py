@@ -104,7 +104,7 @@ def ingest(
     with TripleStore(db) as store:
         engine = load_engine(
             store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads,
-            notify=note,
+            notify=note, role="write",
         )
         progress = _Progress(len(sentences))
         context: list[str] = []
