@@ -6,11 +6,20 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def merge_cache(tmp_path_factory):
     """One cache of merged models for the whole run: folding the adapter in takes
-    seconds, and every test would otherwise do it again in its own MEMCLI_HOME."""
-    return tmp_path_factory.mktemp("memcli-cache")
+    seconds, and every test would otherwise do it again in its own MEMCLI_HOME.
+
+    Session-wide, with a session MEMCLI_HOME, so that module- and session-scoped
+    fixtures (which run before the per-test home below) never touch the real home."""
+    cache = tmp_path_factory.mktemp("memcli-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMCLI_CACHE", str(cache))
+        patch.setenv("MEMCLI_HOME", str(tmp_path_factory.mktemp("memcli-session-home")))
+        patch.delenv("MEMCLI_DB", raising=False)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield cache
 
 
 @pytest.fixture(autouse=True)
