@@ -77,21 +77,6 @@ def test_merged_model_is_built_once_and_reused(files, tmp_path) -> None:  # type
     validate_gguf(rebuilt)
 
 
-def test_the_write_role_falls_back_to_the_joint_adapter(files, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from memcli.runtime import loader
-
-    base, adapter = files
-    folder = tmp_path / "models"
-    folder.mkdir()
-    (folder / loader.DEFAULT_ADAPTER).write_bytes(adapter.read_bytes())
-    monkeypatch.setattr(loader, "MODELS_DIR", folder)
-    assert loader.default_adapter(base, "write") == folder / loader.DEFAULT_ADAPTER
-    (folder / loader.WRITE_ADAPTER).write_bytes(b"x")
-    assert loader.default_adapter(base, "write") == folder / loader.WRITE_ADAPTER
-    assert loader.default_adapter(base, "answer") == folder / loader.DEFAULT_ADAPTER
-    assert loader.default_adapter(tmp_path / "other.gguf", "write") is None
-
-
 def test_another_adapter_gets_another_file(files, tmp_path) -> None:  # type: ignore[no-untyped-def]
     base, adapter = files
     copy = tmp_path / "copy.gguf"
@@ -163,13 +148,6 @@ def test_loader_folds_the_shipped_adapter_by_default(files, merge_cache) -> None
     assert files.model.parent == Path(os.environ["MEMCLI_CACHE"]) == merge_cache
     assert files.model.name.startswith(f"{base.stem}+{adapter.stem}-")
     assert files.label == f"{base.stem} +adapter"
-
-    from memcli.runtime import loader
-
-    write = resolve_files(role="write")
-    shipped = loader.MODELS_DIR / loader.WRITE_ADAPTER
-    assert write.adapter == (shipped if shipped.is_file() else adapter)
-    assert write.label == files.label and write.lora is None
 
     files = resolve_files(merge=False)
     assert (files.model, files.lora) == (base, adapter)

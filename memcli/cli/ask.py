@@ -104,7 +104,7 @@ def ingest(
     with TripleStore(db) as store:
         engine = load_engine(
             store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads,
-            notify=note, role="write",
+            notify=note,
         )
         progress = _Progress(len(sentences))
         context: list[str] = []

@@ -54,8 +54,7 @@ def chat(
     # Fold the adapter in now, in the foreground, when it has not been yet (once). A
     # problem with the files is left for the REPL to report, as it does for any load.
     with contextlib.suppress(MemcliError):
-        for role in ("answer", "write"):
-            resolve_files(model, adapter, no_adapter, notify=note, role=role)
+        resolve_files(model, adapter, no_adapter, notify=note)
     code = run_chat(ChatOptions(
         model=model, adapter=adapter, no_adapter=no_adapter, threads=threads, db=db,
         hide_calls=hide_calls, approve=approve, memory=not no_memory,

@@ -91,7 +91,6 @@ def _settings(data: Path | None, docs: str | None, engine: MemoryEngine, options
         "data": str(resolve_data(data)),
         "docs": docs,
         "model": str(model) if model is not None else options.get("model"),
-        "model_label": getattr(engine.backend, "label", None),
         "adapter": options.get("adapter"),
         "no_adapter": options.get("no_adapter"),
         "threads": getattr(engine.backend, "threads", options.get("threads")),
@@ -184,8 +183,7 @@ def write(
     """
     from memcli.evaluation.write import evaluate_write, sentence_count
 
-    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads,
-               "role": "write"}  # the write adapter, as `memcli ingest` uses
+    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
     with _session(data, docs, _config(), options) as (documents, engine):
         report = _run("writing", sentence_count(documents),
                       lambda progress: evaluate_write(engine, documents, progress=progress))

@@ -146,9 +146,7 @@ class BackgroundEngines:
                 engine = load_engine(self.store, **self.options)
                 if self.separate_writer:
                     try:
-                        second = load_engine(
-                            self.store, n_ctx=WRITE_CONTEXT, role="write", **self.options
-                        )
+                        second = load_engine(self.store, n_ctx=WRITE_CONTEXT, **self.options)
                         writer_backend = second.backend
                     except Exception:  # no room for a second context: share the first
                         writer_backend = None

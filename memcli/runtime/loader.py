@@ -1,11 +1,5 @@
 """Turn `--model/--adapter/--threads` into a ready `MemoryEngine`: resolve the model,
-check the file before llama.cpp sees it, and pick the shipped adapters by default.
-
-Two adapters ship for the bundled model: a joint one (answers, reads, writes) and a
-write-only one, which writes better for the same training time (see
-models/MODEL_CARD.md). Engines that only write (`ingest`, `eval write`, the REPL's
-writing engine) ask for `role="write"` and get the write adapter when it is there. An
-explicit `--adapter` is used for both roles."""
+check the file before llama.cpp sees it, and pick the shipped adapter by default."""
 
 from __future__ import annotations
 
@@ -19,13 +13,10 @@ from memcli.store.core import TripleStore
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 DEFAULT_ADAPTER = "smollm2-135m-memllm-lora.gguf"
-WRITE_ADAPTER = "smollm2-135m-memllm-write-lora.gguf"
-ROLES = ("answer", "write")
 
 
-def default_adapter(model_path: Path, role: str = "answer") -> Path | None:
-    """The shipped memory adapter for `role`, when there is one for this model (the
-    bundled one): for writing the write adapter if it ships, else the joint one."""
+def default_adapter(model_path: Path) -> Path | None:
+    """The shipped memory adapter, when there is one for this model (the bundled one)."""
     from memcli.catalog import bundled_model_path
 
     try:
@@ -34,12 +25,10 @@ def default_adapter(model_path: Path, role: str = "answer") -> Path | None:
         return None
     if model_path.resolve() != bundled.resolve():
         return None
-    names = (WRITE_ADAPTER, DEFAULT_ADAPTER) if role == "write" else (DEFAULT_ADAPTER,)
-    for name in names:
-        for folder in (MODELS_DIR, Path(__file__).resolve().parent.parent / "data"):
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
+    for folder in (MODELS_DIR, Path(__file__).resolve().parent.parent / "data"):
+        candidate = folder / DEFAULT_ADAPTER
+        if candidate.is_file():
+            return candidate
     return None
 
 
@@ -66,7 +55,6 @@ def resolve_files(
     no_adapter: bool = False,
     merge: bool = True,
     notify: Callable[[str], None] | None = None,
-    role: str = "answer",
 ) -> ModelFiles:
     """Resolve `--model/--adapter/--no-adapter` to files, checked before llama.cpp sees
     them. With `merge` (the default) an adapter is folded into the model's weights,
@@ -78,7 +66,7 @@ def resolve_files(
     validate_gguf(base)
     lora: Path | None = None
     if not no_adapter:
-        lora = Path(adapter).expanduser() if adapter else default_adapter(base, role)
+        lora = Path(adapter).expanduser() if adapter else default_adapter(base)
         if lora is not None:
             validate_gguf(lora)
     if lora is not None and merge:
@@ -100,16 +88,13 @@ def load_engine(
     config: EngineConfig | None = None,
     merge: bool = True,
     notify: Callable[[str], None] | None = None,
-    role: str = "answer",
 ) -> MemoryEngine:
     """A ready engine on the files `resolve_files` picks."""
     from memcli.runtime.llama_backend import LlamaBackend
 
     if threads is not None and threads < 1:
         raise ModelError("--threads must be at least 1")
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
-    files = resolve_files(model, adapter, no_adapter, merge, notify, role)
+    files = resolve_files(model, adapter, no_adapter, merge, notify)
     backend = LlamaBackend(files.model, n_ctx=n_ctx, threads=threads, lora_path=files.lora)
     backend.label = files.label
     engine_config = config or EngineConfig()
