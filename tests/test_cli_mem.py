@@ -60,8 +60,9 @@ def test_edit_show_and_history():
     shown = run("mem", "show", "1").stdout.splitlines()
     assert shown[0] == "1: Rihanna >> record label >> Roc Nation"
     assert shown[1] == "  source:  manual"
-    assert shown[4].endswith("added Rihanna >> record label >> Def Jam")
-    assert shown[5].endswith(
+    assert shown[4] == "  current: yes"
+    assert shown[5].endswith("added Rihanna >> record label >> Def Jam")
+    assert shown[6].endswith(
         "Rihanna >> record label >> Def Jam  →  Rihanna >> record label >> Roc Nation"
     )
     assert run("mem", "edit", "1").exit_code == 2
@@ -123,12 +124,15 @@ def test_export_restore_round_trip_through_cli(tmp_path):
     before = run("mem", "ls", "--json").stdout
     run("mem", "rm", "1")
     run("mem", "add", "X", "country", "Y")
-    restored = run("mem", "restore", str(snap))
+    refused = run("mem", "restore", str(snap))  # stdin is not a terminal: needs --yes
+    assert refused.exit_code == 2 and "pass --yes" in refused.stderr
+    restored = run("mem", "restore", "--yes", str(snap))
     assert restored.exit_code == 0
     assert run("mem", "ls", "--json").stdout == before
     csv_out = run("mem", "export", "--format", "csv")
     assert (
-        csv_out.stdout == "subject,relation,object,source\nA,country,B,manual\nC,country,D,manual\n"
+        csv_out.stdout == "subject,relation,object,source,id,superseded_at,superseded_by\n"
+        "A,country,B,manual,1,,\nC,country,D,manual,2,,\n"
     )
 
 
@@ -156,6 +160,7 @@ def test_search_stats_relations():
         "id": 2,
         "name": "country",
         "wikidata_id": "P17",
+        "cardinality": "multi",
         "triples": 0,
     }
     assert run("mem", "relations", "--add", "likes").stderr == "added relation 97: likes\n"

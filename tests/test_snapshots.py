@@ -46,9 +46,9 @@ def test_jsonl_export_lines(store, tmp_path):
 def test_csv_export(store, tmp_path):
     snapshots.export(store, str(tmp_path / "m.csv"), "csv")
     assert (tmp_path / "m.csv").read_text("utf-8") == (
-        "subject,relation,object,source\n"
-        "Lake Geneva,country,Switzerland,wiki\n"
-        '"Say ""hi"", Zoë",author,東京,manual\n'
+        "subject,relation,object,source,id,superseded_at,superseded_by\n"
+        "Lake Geneva,country,Switzerland,wiki,1,,\n"
+        '"Say ""hi"", Zoë",author,東京,manual,3,,\n'
     )
 
 

@@ -268,7 +268,7 @@ def test_newer_schema_refused_untouched(tmp_path):
 
 def test_migrations_are_recorded(store):
     rows = store.db.execute("SELECT version, name FROM _memcli_migrations").fetchall()
-    assert rows == [(1, "initial")]
+    assert rows == [(1, "initial"), (2, "supersede"), (3, "batch ids")]
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

@@ -53,7 +53,36 @@ def _change_text(change: Change) -> str:
         return f"added {after}"
     if change.op == "remove":
         return f"removed {before}"
+    if change.op == "supersede" and change.before and change.after:
+        subject, relation, old = change.before
+        return f"superseded {subject} >> {relation}: {old} → {change.after[2]}"
+    if change.op == "cardinality" and change.before and change.after:
+        return f"{change.before[1]}: {change.before[2]}-valued → {change.after[2]}-valued"
+    if change.op == "unadd":
+        return f"undone: removed {before}"
+    if change.op == "readd":
+        return f"undone: added back {after}"
+    if change.op == "unsupersede":
+        return f"undone: current again {after}"
+    if change.op == "unedit":
+        return f"undone: {before}  →  {after}"
     return f"{before}  →  {after}"
+
+
+def chain_text(chain: list[Triple]) -> str:
+    """`Oslo (until 2026-12-01, batch 7) → Bergen`: a fact's succession of objects."""
+    parts = []
+    for t in chain:
+        if t.current:
+            parts.append(t.object)
+        else:
+            parts.append(f"{t.object} (until {t.superseded_at[:10]}, batch {t.superseded_batch})")
+    return " → ".join(parts)
+
+
+def _superseded_note(superseded: tuple[Triple, ...], new: Triple) -> None:
+    for old in superseded:
+        note(f"superseded {old.id}: {old.subject} >> {old.relation}: {old.object} → {new.object}")
 
 
 @app.command()
@@ -66,13 +95,23 @@ def add(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add one fact; prints its id. Adding a fact memory already holds changes nothing."""
+    """Add one fact; prints its id. Adding a fact memory already holds changes nothing.
+
+    For a single-valued relation (see `memcli mem relations`) a new object replaces the
+    subject's current one, which is kept as history (`memcli mem show ID`)."""
     with open_store(db) as store:
         result = store.add(subject, relation, object, source, new_relation=new_relation)
     if as_json:
-        json_line({**result.triple.as_dict(), "created": result.created})
+        json_line(
+            {
+                **result.triple.as_dict(),
+                "created": result.created,
+                "superseded": [t.id for t in result.superseded],
+            }
+        )
     elif result.created:
         out.print(result.triple.id)
+        _superseded_note(result.superseded, result.triple)
     else:
         out.print(result.triple.id)
         note(f"already in memory as {result.triple.id}: {triple_line(result.triple)}")
@@ -97,6 +136,25 @@ def edit(
         json_line(triple.as_dict())
     else:
         note(f"edited {triple.id}: {triple_line(triple)}")
+
+
+@app.command()
+def supersede(
+    triple_id: Annotated[int, typer.Argument(metavar="ID", help="The fact that stopped being true.")],
+    object: Annotated[str, typer.Option("--object", help="What is true now.")],
+    source: Annotated[str, typer.Option(help="Where the new fact comes from.")] = "manual",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace a fact by a new one with another object, keeping the old one as history
+    (for multi-valued relations too: "now works for …"). Prints the new fact's id."""
+    with open_store(db) as store:
+        result = store.supersede(triple_id, object=object, source=source)
+    if as_json:
+        json_line({**result.triple.as_dict(), "superseded": [t.id for t in result.superseded]})
+        return
+    out.print(result.triple.id)
+    _superseded_note(result.superseded, result.triple)
 
 
 @app.command()
@@ -155,13 +213,30 @@ def list_(
     object: Annotated[str | None, typer.Option("--object", help="Only this object.")] = None,
     source: Annotated[str | None, typer.Option(help="Only sources containing this text.")] = None,
     limit: Annotated[int | None, typer.Option(help="Show at most this many.", min=0)] = None,
+    history: Annotated[
+        bool,
+        typer.Option("--history", help="Also list superseded facts, with what replaced them."),
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List facts, oldest first. Names match ignoring case and spacing."""
+    """List current facts, oldest first. Names match ignoring case and spacing."""
     with open_store(db) as store:
-        triples = store.find(subject, relation, object, source, limit)
+        triples = store.find(subject, relation, object, source, limit, history=history)
+        if history and not as_json:
+            _print_history(store, triples)
+            return
     print_triples(triples, as_json)
+
+
+def _print_history(store: TripleStore, triples: list[Triple]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("id", "subject", "relation", "object", "source", "current"):
+        table.add_column(column, justify="right" if column == "id" else "left")
+    for t in triples:
+        state = "yes" if t.current else f"→ {t.superseded_by} ({(t.superseded_at or '')[:10]})"
+        table.add_row(str(t.id), t.subject, t.relation, t.object, t.source, state)
+    print_table(table)
 
 
 @app.command()
@@ -174,13 +249,26 @@ def show(
     with open_store(db) as store:
         triple = store.get(triple_id)
         changes = store.history(triple_id)
+        chain = store.chain(triple_id)
     if as_json:
-        json_line({**triple.as_dict(), "history": [c.as_dict() for c in changes]})
+        json_line(
+            {
+                **triple.as_dict(),
+                "history": [c.as_dict() for c in changes],
+                "chain": [t.as_dict() for t in chain],
+            }
+        )
         return
     out.print(f"{triple.id}: {triple_line(triple)}")
     out.print(f"  source:  {triple.source}")
     out.print(f"  added:   {triple.created_at}")
     out.print(f"  changed: {triple.updated_at}")
+    if triple.current:
+        out.print("  current: yes")
+    else:
+        out.print(f"  current: no, superseded {triple.superseded_at} by {triple.superseded_by}")
+    if len(chain) > 1:
+        out.print(f"  values:  {chain_text(chain)}")
     for change in changes:
         out.print(f"  batch {change.batch_id} {change.at}: {_change_text(change)}")
 
@@ -226,15 +314,36 @@ def relations(
     add: Annotated[
         list[str] | None, typer.Option("--add", help="Add a relation name (repeatable).")
     ] = None,
+    single: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--single",
+            help="Make a relation single-valued: one current object per subject, a new one "
+            "supersedes it (repeatable).",
+        ),
+    ] = None,
+    multi: Annotated[
+        list[str] | None,
+        typer.Option("--multi", help="Make a relation multi-valued (repeatable)."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the relation names memory knows (and how often each is used), or add some."""
+    """List the relation names memory knows, with their cardinality and how many current
+    facts use each; or add relations, or change their cardinality (one undoable batch)."""
     with open_store(db) as store:
         for name in add or []:
             rid, created = store.add_relation(name)
             note(f"added relation {rid}: {name}" if created else f"{name!r} is already known")
-        if add:
+        for names_, is_single in ((single, True), (multi, False)):
+            if names_:
+                batch = store.set_cardinality(names_, is_single)
+                kind = "single" if is_single else "multi"
+                note(
+                    f"{', '.join(names_)}: {kind}-valued"
+                    + (f"; batch {batch}" if batch else " already; nothing changed")
+                )
+        if add or single or multi:
             return
         rows = store.relations()
     if as_json:
@@ -242,10 +351,16 @@ def relations(
             json_line(row)
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in ("id", "name", "wikidata", "facts"):
+    for column in ("id", "name", "wikidata", "values", "facts"):
         table.add_column(column, justify="right" if column in ("id", "facts") else "left")
     for row in rows:
-        table.add_row(str(row["id"]), row["name"], row["wikidata_id"] or "", str(row["triples"]))
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            row["wikidata_id"] or "",
+            row["cardinality"],
+            str(row["triples"]),
+        )
     print_table(table)
 
 
@@ -262,14 +377,24 @@ def import_(
         str | None, typer.Option(help="Where --skip-errors writes rejected rows.")
     ] = None,
     new_relation: NewRelation = False,
+    supersede: Annotated[
+        bool,
+        typer.Option(
+            "--supersede",
+            help="When rows give a single-valued relation another object for a subject "
+            "(than an earlier row or memory), let the later row win; the earlier facts are "
+            "kept as history.",
+        ),
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import facts from CSV/TSV with a header `subject,relation,object[,source]`.
 
     All or nothing: any bad row aborts the import, every error is reported as
-    FILE:LINE: field: problem, and memory is unchanged. The whole import is one batch:
-    `memcli mem undo` takes it back.
+    FILE:LINE: field: problem, and memory is unchanged. Two objects for one subject and a
+    single-valued relation are a conflict error unless --supersede. The whole import is
+    one batch: `memcli mem undo` takes it back.
     """
     from memcli.store.csvio import import_triples
 
@@ -282,6 +407,7 @@ def import_(
             rejects_path=rejects,
             new_relation=new_relation,
             progress=progress,
+            supersede=supersede,
         )
     if as_json:
         json_line(report.as_dict())
@@ -294,6 +420,7 @@ def import_(
         f"{verb} {report.added} of {report.rows} rows; duplicates: "
         f"{report.duplicates_in_file} in file, {report.duplicates_in_memory} already in memory; "
         f"errors: {report.error_count}"
+        + (f"; superseded {report.superseded}" if report.superseded else "")
         + (f" (rejects in {report.rejects_file})" if report.rejects_file else "")
         + (f"; batch {report.batch_id}" if report.batch_id else "")
     )
@@ -356,19 +483,36 @@ def restore(
     merge: Annotated[
         bool, typer.Option("--merge", help="Add the snapshot's facts instead of replacing.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask before replacing (needed without a terminal)."),
+    ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Accept a snapshot with no facts (it empties memory)."),
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Replace memory with a snapshot (one batch: `memcli mem undo` reverts it)."""
+    """Replace memory with a snapshot (one batch: `memcli mem undo` reverts it).
+
+    The snapshot is read and verified whole before anything changes (an SQLite one by
+    SQLite's integrity check, its schema and its counts); a damaged one is refused and
+    memory is left as it was. Replacing asks first, or needs --yes when stdin is not a
+    terminal; an empty snapshot needs --allow-empty."""
     from memcli.store import snapshots
 
     with open_store(db) as store:
-        replacing = not merge and not yes and store.count() and sys.stdin.isatty()
-        if replacing and not typer.confirm(
-            f"Replace all {store.count()} facts in memory?", err=True
-        ):
+        held = 0 if merge or yes else store.count()
+        if held and not sys.stdin.isatty():
+            raise UsageError(
+                f"restore replaces all {held} facts in memory; pass --yes to do so "
+                "(or --merge to add the snapshot's facts); `memcli mem undo` takes it back"
+            )
+        if held and not typer.confirm(f"Replace all {held} facts in memory?", err=True):
             raise typer.Exit(1)
-        batch_id, removed, added = snapshots.restore(store, snapshot, merge=merge)
+        batch_id, removed, added = snapshots.restore(
+            store, snapshot, merge=merge, allow_empty=allow_empty
+        )
     note(
         f"restored {snapshot}: removed {removed}, added {added}"
         + (f"; batch {batch_id}" if batch_id else "")

@@ -27,14 +27,15 @@ from memcli.errors import (
     UnknownRelationError,
     UsageError,
 )
-from memcli.store import names
-from memcli.store.schema import SCHEMA_VERSION, SQLITE_MAGIC, migrate
+from memcli.store import names, safety
+from memcli.store.schema import SCHEMA_VERSION, SINGLE_VALUED, SQLITE_MAGIC, migrate
 
 BUSY_TIMEOUT_S = 60.0
 MANUAL = "manual"
 
 _TRIPLE_SQL = """
-    SELECT t.id, s.name, r.name, o.name, t.source, t.created_at, t.updated_at, t.batch_id
+    SELECT t.id, s.name, r.name, o.name, t.source, t.created_at, t.updated_at, t.batch_id,
+           t.superseded_at, t.superseded_by, t.superseded_batch
     FROM triples t
     JOIN entities s ON s.id = t.subject_id
     JOIN relations r ON r.id = t.relation_id
@@ -64,6 +65,13 @@ class Triple:
     created_at: str
     updated_at: str
     batch_id: int = field(compare=False)  # bookkeeping: which batch added it
+    superseded_at: str | None = None  # when it stopped being current (None: current)
+    superseded_by: int | None = None  # the fact that replaced it
+    superseded_batch: int | None = field(default=None, compare=False)
+
+    @property
+    def current(self) -> bool:
+        return self.superseded_at is None
 
     def as_dict(self) -> dict:
         return {
@@ -74,6 +82,9 @@ class Triple:
             "source": self.source,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "current": self.current,
+            "superseded_at": self.superseded_at,
+            "superseded_by": self.superseded_by,
         }
 
 
@@ -123,6 +134,7 @@ class Change:
 class AddResult:
     triple: Triple
     created: bool
+    superseded: tuple[Triple, ...] = ()  # facts this addition made no longer current
 
 
 def builtin_relations() -> dict[str, str]:
@@ -139,6 +151,15 @@ def check_name(name: str, field: str) -> str:
     return names.clean(name)
 
 
+def check_source(source: str) -> str:
+    """The source unchanged, or InvalidNameError: a source is printed in listings, so it
+    may not hold control characters, escape sequences or bidirectional controls."""
+    problem = names.source_problem(source)
+    if problem:
+        raise InvalidNameError(f"source {_shorten(str(source))} {problem}")
+    return source
+
+
 def _shorten(text: str, width: int = 40) -> str:
     shown = text if len(text) <= width else text[: width - 1] + "…"
     return repr(shown)
@@ -152,6 +173,10 @@ class TripleStore:
         self.db = _connect(self.path, readonly=readonly)
         self._batch: int | None = None
         self._relation_keys: dict[str, int] | None = None
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> TripleStore:
@@ -194,12 +219,16 @@ class TripleStore:
             yield self._batch
             return
         with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO batches (kind, description, created_at) VALUES (?, ?, ?)",
-                (kind, description, now()),
+            # Ids come from an AUTOINCREMENT counter, so an id given out for a batch that
+            # turned out empty (and was dropped) is never given to another batch.
+            allocated = db.execute("INSERT INTO batch_ids DEFAULT VALUES").lastrowid
+            db.execute("DELETE FROM batch_ids")
+            db.execute(
+                "INSERT INTO batches (id, kind, description, created_at) VALUES (?, ?, ?, ?)",
+                (allocated, kind, description, now()),
             )
-            assert cur.lastrowid is not None
-            self._batch = batch_id = cur.lastrowid
+            assert allocated is not None
+            self._batch = batch_id = allocated
             try:
                 yield batch_id
                 db.execute(
@@ -211,8 +240,10 @@ class TripleStore:
                 db.execute(
                     """DELETE FROM batches WHERE id = ? AND added = 0 AND kind != 'undo'
                        AND NOT EXISTS (SELECT 1 FROM changes WHERE batch_id = ?)
-                       AND NOT EXISTS (SELECT 1 FROM relations WHERE created_batch = ?)""",
-                    (batch_id,) * 3,
+                       AND NOT EXISTS (SELECT 1 FROM relations WHERE created_batch = ?)
+                       AND NOT EXISTS (SELECT 1 FROM relation_changes WHERE batch_id = ?)
+                       AND NOT EXISTS (SELECT 1 FROM triples WHERE superseded_batch = ?)""",
+                    (batch_id,) * 5,
                 )
             finally:
                 self._batch = None
@@ -267,11 +298,60 @@ class TripleStore:
 
     def relations(self) -> list[dict]:
         rows = self.db.execute(
-            """SELECT r.id, r.name, r.wikidata_id,
-                      (SELECT count(*) FROM triples t WHERE t.relation_id = r.id)
+            """SELECT r.id, r.name, r.wikidata_id, r.cardinality,
+                      (SELECT count(*) FROM triples t
+                       WHERE t.relation_id = r.id AND t.superseded_at IS NULL)
                FROM relations r ORDER BY r.id"""
         )
-        return [{"id": i, "name": n, "wikidata_id": w, "triples": c} for i, n, w, c in rows]
+        return [
+            {"id": i, "name": n, "wikidata_id": w, "cardinality": k, "triples": c}
+            for i, n, w, k, c in rows
+        ]
+
+    def cardinality(self, relation: str) -> str:
+        """'single' (one current object per subject) or 'multi'."""
+        row = self.db.execute(
+            "SELECT cardinality FROM relations WHERE key = ?", (names.key(relation),)
+        ).fetchone()
+        if row is None:
+            raise UnknownRelationError(relation, self.suggest_relations(relation))
+        return row[0]
+
+    def single_valued(self) -> set[int]:
+        """Ids of the single-valued relations."""
+        return {
+            row[0]
+            for row in self.db.execute("SELECT id FROM relations WHERE cardinality = 'single'")
+        }
+
+    def set_cardinality(self, relations: Sequence[str], single: bool) -> int | None:
+        """Make relations single- or multi-valued, as one undoable batch (None when all
+        already were). Facts already stored are left as they are: switching a relation to
+        single-valued supersedes nothing until the next addition."""
+        wanted = "single" if single else "multi"
+        ids = []
+        for name in relations:
+            rid = self.relation_id(name)
+            ids.append(rid)
+        label = ", ".join(relations[:3]) + (" …" if len(relations) > 3 else "")
+        with self.batch("relation", f"make {label} {wanted}-valued") as batch_id:
+            changed = 0
+            for rid in dict.fromkeys(ids):
+                before = self.db.execute(
+                    "SELECT cardinality FROM relations WHERE id = ?", (rid,)
+                ).fetchone()[0]
+                if before == wanted:
+                    continue
+                self.db.execute(
+                    "INSERT INTO relation_changes (batch_id, relation_id, before, after) "
+                    "VALUES (?, ?, ?, ?)",
+                    (batch_id, rid, before, wanted),
+                )
+                self.db.execute(
+                    "UPDATE relations SET cardinality = ? WHERE id = ?", (wanted, rid)
+                )
+                changed += 1
+        return batch_id if changed else None
 
     def add_relation(self, name: str) -> tuple[int, bool]:
         """Add a relation name; returns (id, created)."""
@@ -283,11 +363,24 @@ class TripleStore:
             return self.relation_id(name, create=True), True
 
     def entity_names(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT name FROM entities ORDER BY id")]
+        """Names of the entities that a current fact names (superseded facts keep theirs
+        as history, but reads cannot reach them)."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                """SELECT name FROM entities e WHERE
+                   EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id
+                           AND superseded_at IS NULL) OR
+                   EXISTS (SELECT 1 FROM triples WHERE object_id = e.id
+                           AND superseded_at IS NULL)
+                   ORDER BY id"""
+            )
+        ]
 
     # -- reading ----------------------------------------------------------------------
 
     def get(self, triple_id: int) -> Triple:
+        safety.check_id(triple_id)
         row = self.db.execute(_TRIPLE_SQL + " WHERE t.id = ?", (triple_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no triple with id {triple_id}")
@@ -300,10 +393,13 @@ class TripleStore:
         object: str | None = None,
         source: str | None = None,
         limit: int | None = None,
+        *,
+        history: bool = False,
     ) -> list[Triple]:
-        """Triples matching every given filter: names by key (case- and space-insensitive),
-        source as a case-insensitive substring."""
-        where: list[str] = []
+        """Current triples matching every given filter: names by key (case- and
+        space-insensitive), source as a case-insensitive substring. `history` includes
+        superseded ones."""
+        where: list[str] = [] if history else ["t.superseded_at IS NULL"]
         args: list[str | int] = []
         for column, value in (("s", subject), ("r", relation), ("o", object)):
             if value is not None:
@@ -314,9 +410,9 @@ class TripleStore:
             escaped = source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
         sql = _TRIPLE_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.id"
-        if limit is not None:
+        if safety.check_limit(limit) is not None:
             sql += " LIMIT ?"
-            args.append(limit)
+            args.append(limit)  # type: ignore[arg-type]
         return [Triple(*row) for row in self.db.execute(sql, args)]
 
     def lookup(
@@ -328,13 +424,82 @@ class TripleStore:
         known, column = (subject, "s") if subject is not None else (object, "o")
         assert known is not None
         rows = self.db.execute(
-            _TRIPLE_SQL + f" WHERE {column}.key = ? AND r.key = ? ORDER BY t.id LIMIT ?",
+            _TRIPLE_SQL + f" WHERE {column}.key = ? AND r.key = ? AND t.superseded_at IS NULL"
+            " ORDER BY t.id LIMIT ?",
             (names.key(known), names.key(relation), limit),
         )
         return [Triple(*row) for row in rows]
 
-    def count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM triples").fetchone()[0]
+    def facts_about(
+        self, entity: str, relation: str | None = None, limit: int | None = 100
+    ) -> list[Triple]:
+        """Current facts naming `entity` as subject or object (optionally of one relation),
+        subject side first."""
+        key = names.key(entity)
+        where = "t.superseded_at IS NULL AND {side}.key = ?"
+        args: list = [key]
+        if relation is not None:
+            where += " AND r.key = ?"
+            args.append(names.key(relation))
+        found: list[Triple] = []
+        for side in ("s", "o"):
+            sql = _TRIPLE_SQL + " WHERE " + where.format(side=side) + " ORDER BY t.id"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            found += [Triple(*row) for row in self.db.execute(sql, args)]
+        unique = list({t.id: t for t in found}.values())
+        return unique[:limit] if limit is not None else unique
+
+    def chain(self, triple_id: int) -> list[Triple]:
+        """The succession a fact is part of, oldest first: the facts it replaced, itself,
+        and those that replaced it (`Oslo → Bergen → Trondheim`)."""
+        fact = self.get(triple_id)
+        before: list[Triple] = []
+        seen = {fact.id}
+        cursor = fact
+        while True:
+            row = self.db.execute(
+                _TRIPLE_SQL + " WHERE t.superseded_by = ? ORDER BY t.id DESC LIMIT 1",
+                (cursor.id,),
+            ).fetchone()
+            if row is None or row[0] in seen:
+                break
+            cursor = Triple(*row)
+            seen.add(cursor.id)
+            before.append(cursor)
+        after: list[Triple] = []
+        cursor = fact
+        while cursor.superseded_by is not None and cursor.superseded_by not in seen:
+            try:
+                cursor = self.get(cursor.superseded_by)
+            except NotFoundError:
+                break
+            seen.add(cursor.id)
+            after.append(cursor)
+        return [*reversed(before), fact, *after]
+
+    def superseded_in(self, batch_id: int) -> list[Triple]:
+        """The facts batch `batch_id` made no longer current (each names its successor)."""
+        rows = self.db.execute(
+            _TRIPLE_SQL + " WHERE t.superseded_batch = ? ORDER BY t.id", (batch_id,)
+        )
+        return [Triple(*row) for row in rows]
+
+    def current_objects(self, subject: str, relation: str) -> list[Triple]:
+        """The current facts of (subject, relation), by key."""
+        rows = self.db.execute(
+            _TRIPLE_SQL + " WHERE s.key = ? AND r.key = ? AND t.superseded_at IS NULL"
+            " ORDER BY t.id",
+            (names.key(subject), names.key(relation)),
+        )
+        return [Triple(*row) for row in rows]
+
+    def count(self, *, history: bool = False) -> int:
+        if history:
+            return self.db.execute("SELECT count(*) FROM triples").fetchone()[0]
+        return self.db.execute(
+            "SELECT count(*) FROM triples WHERE superseded_at IS NULL"
+        ).fetchone()[0]
 
     def revision(self) -> int:
         """Changes whenever memory changes (the newest batch id); caches key on it."""
@@ -345,6 +510,9 @@ class TripleStore:
         return {
             "path": str(self.path),
             "triples": self.count(),
+            "superseded": one(
+                "SELECT count(*) FROM triples WHERE superseded_at IS NOT NULL"
+            ).fetchone()[0],
             "entities": one("SELECT count(*) FROM entities").fetchone()[0],
             "relations": one("SELECT count(*) FROM relations").fetchone()[0],
             "relations_in_use": one("SELECT count(DISTINCT relation_id) FROM triples").fetchone()[
@@ -357,12 +525,27 @@ class TripleStore:
 
     def history(self, triple_id: int) -> list[Change]:
         """How a triple came to be: its addition, then every edit and removal."""
+        safety.check_id(triple_id)
         rows = self.db.execute(
             _CHANGE_SQL + " WHERE c.triple_id = ? ORDER BY c.id", (triple_id,)
         ).fetchall()
         changes = [_change(row) for row in rows]
         added = self._addition(triple_id, changes)
-        return ([added] if added else []) + changes
+        entries = ([added] if added else []) + changes
+        if changes and changes[-1].op in ("remove", "unadd"):
+            # Removed, then added again with the same id (a restore does that).
+            try:
+                again = self.get(triple_id)
+            except NotFoundError:
+                return entries
+            at = self.db.execute(
+                "SELECT created_at FROM batches WHERE id = ?", (again.batch_id,)
+            ).fetchone()
+            state = (again.subject, again.relation, again.object)
+            entries.append(
+                Change(0, again.batch_id, "add", triple_id, None, state, at[0] if at else "")
+            )
+        return entries
 
     def _addition(self, triple_id: int, changes: list[Change]) -> Change | None:
         """The 'add' entry of a triple: its first recorded state and adding batch."""
@@ -383,6 +566,7 @@ class TripleStore:
     def batch_changes(self, batch_id: int, limit: int | None = None) -> list[Change]:
         """What a batch did: the triples it added (as they read now, or when removed),
         then its edits and removals."""
+        limit = safety.check_limit(limit)
         at = self.get_batch(batch_id).created_at
         added = [
             Change(0, batch_id, "add", t.id, None, (t.subject, t.relation, t.object), at)
@@ -393,7 +577,15 @@ class TripleStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(max(limit - len(added), 0))
-        return added + [_change(row) for row in self.db.execute(sql, args)]
+        cardinality = [
+            Change(0, batch_id, "cardinality", 0, ("", name, before), ("", name, after), at)
+            for name, before, after in self.db.execute(
+                """SELECT r.name, x.before, x.after FROM relation_changes x
+                   JOIN relations r ON r.id = x.relation_id WHERE x.batch_id = ? ORDER BY x.id""",
+                (batch_id,),
+            )
+        ]
+        return added + [_change(row) for row in self.db.execute(sql, args)] + cardinality
 
     def _batch_triples(self, batch_id: int, limit: int | None) -> list[Triple]:
         sql = _TRIPLE_SQL + " WHERE t.batch_id = ? ORDER BY t.id"
@@ -402,17 +594,21 @@ class TripleStore:
         return [Triple(*row) for row in self.db.execute(sql, (batch_id,))]
 
     def log(self, limit: int | None = 20) -> list[Batch]:
+        limit = safety.check_limit(limit)
         sql = """SELECT b.id, b.kind, b.description, b.created_at, b.undone_by,
                         b.added + (SELECT count(*) FROM changes c WHERE c.batch_id = b.id)
+                        + (SELECT count(*) FROM relation_changes x WHERE x.batch_id = b.id)
                  FROM batches b ORDER BY b.id DESC"""
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [Batch(*row) for row in self.db.execute(sql)]
 
     def get_batch(self, batch_id: int) -> Batch:
+        safety.check_id(batch_id, "batch")
         row = self.db.execute(
             """SELECT b.id, b.kind, b.description, b.created_at, b.undone_by,
                       b.added + (SELECT count(*) FROM changes c WHERE c.batch_id = b.id)
+                        + (SELECT count(*) FROM relation_changes x WHERE x.batch_id = b.id)
                FROM batches b WHERE b.id = ?""",
             (batch_id,),
         ).fetchone()
@@ -431,16 +627,99 @@ class TripleStore:
         *,
         new_relation: bool = False,
     ) -> AddResult:
-        """Add one triple; an existing one is returned unchanged with created=False."""
+        """Add one triple; an existing one is returned unchanged with created=False. For a
+        single-valued relation the subject's current object (if another) is superseded
+        in the same batch."""
         subject = check_name(subject, "subject")
         relation = check_name(relation, "relation")
         object = check_name(object, "object")
+        check_source(source)
         existing = self._existing(subject, relation, object)
         if existing is not None:
             return AddResult(existing, False)
         with self.batch("add", f"add {subject} >> {relation} >> {object}"):
             triple, created = self._add_one(subject, relation, object, source, new_relation)
-        return AddResult(triple, created)
+            replaced = self._supersede_others(triple) if created else []
+        return AddResult(self.get(triple.id), created, tuple(replaced))
+
+    def supersede(
+        self,
+        triple_id: int,
+        *,
+        object: str,
+        subject: str | None = None,
+        relation: str | None = None,
+        source: str = MANUAL,
+    ) -> AddResult:
+        """Replace a current fact by a new one (another object, by default of the same
+        subject and relation), keeping the old one as history. Works for multi-valued
+        relations too, for when the text says the old value stopped being true."""
+        old = self.get(triple_id)
+        if not old.current:
+            raise UsageError(
+                f"fact {triple_id} is already superseded (by fact {old.superseded_by}); "
+                "supersede the current one"
+            )
+        new = (
+            check_name(subject, "subject") if subject is not None else old.subject,
+            check_name(relation, "relation") if relation is not None else old.relation,
+            check_name(object, "object"),
+        )
+        check_source(source)
+        if [names.key(x) for x in new] == [names.key(x) for x in (old.subject, old.relation,
+                                                                   old.object)]:
+            raise UsageError(f"fact {triple_id} already reads that way; nothing changed")
+        label = f"supersede {triple_id}: {old.object} → {new[2]}"
+        with self.batch("supersede", label):
+            triple, created = self._add_one(*new, source, False)
+            replaced = self._supersede_others(triple) if created else []
+            if old.id not in {t.id for t in replaced}:
+                self._mark_superseded([old.id], triple.id)
+                replaced.append(old)
+        return AddResult(self.get(triple.id), created, tuple(replaced))
+
+    def _supersede_others(self, triple: Triple) -> list[Triple]:
+        """For a single-valued relation, supersede the subject's other current objects by
+        `triple`. Returns the facts superseded."""
+        rows = self.db.execute(
+            """SELECT t.id FROM triples t JOIN relations r ON r.id = t.relation_id
+               WHERE r.cardinality = 'single' AND t.superseded_at IS NULL AND t.id != ?
+               AND t.subject_id = (SELECT subject_id FROM triples WHERE id = ?)
+               AND t.relation_id = (SELECT relation_id FROM triples WHERE id = ?)
+               ORDER BY t.id""",
+            (triple.id, triple.id, triple.id),
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        if not ids:
+            return []
+        before = self._triples_by_id(ids)
+        self._mark_superseded(ids, triple.id)
+        return [before[i] for i in ids]
+
+    def _mark_superseded(self, ids: Sequence[int], by: int) -> None:
+        assert self._batch is not None
+        stamp = now()
+        for tid in ids:
+            self.db.execute(
+                """INSERT INTO changes (batch_id, op, triple_id, subject, relation, object,
+                       source, created_at, updated_at, added_batch,
+                       new_subject, new_relation, new_object)
+                   SELECT ?, 'supersede', t.id, s.name, r.name, o.name, t.source,
+                          t.created_at, t.updated_at, t.batch_id, s.name, r.name, n.name
+                   FROM triples t
+                   JOIN entities s ON s.id = t.subject_id
+                   JOIN relations r ON r.id = t.relation_id
+                   JOIN entities o ON o.id = t.object_id
+                   JOIN triples b ON b.id = ?
+                   JOIN entities n ON n.id = b.object_id
+                   WHERE t.id = ?""",
+                (self._batch, by, tid),
+            )
+            self.db.execute(
+                """UPDATE triples SET superseded_at = ?, superseded_batch = ?, superseded_by = ?
+                   WHERE id = ?""",
+                (stamp, self._batch, by, tid),
+            )
 
     def add_many(
         self,
@@ -449,15 +728,18 @@ class TripleStore:
         description: str,
         *,
         new_relation: bool = False,
+        supersede: bool = True,
     ) -> tuple[int | None, list[Triple]]:
         """Add (subject, relation, object, source) rows as one batch; returns the batch id
-        (None when nothing was new) and the triples created. All or nothing."""
+        (None when nothing was new) and the triples created. All or nothing. A new object
+        of a single-valued relation supersedes the subject's current one (unless
+        `supersede` is False)."""
         rows = [
             (
                 check_name(s, "subject"),
                 check_name(r, "relation"),
                 check_name(o, "object"),
-                source,
+                check_source(source),
             )
             for s, r, o, source in triples
         ]
@@ -466,12 +748,14 @@ class TripleStore:
             for s, r, o, source in rows:
                 triple, is_new = self._add_one(s, r, o, source, new_relation)
                 if is_new:
+                    if supersede:
+                        self._supersede_others(triple)
                     created.append(triple)
-        return (batch_id if created else None), created
+        return (batch_id if created else None), [self.get(t.id) for t in created]
 
     def _existing(self, subject: str, relation: str, object: str) -> Triple | None:
         row = self.db.execute(
-            _TRIPLE_SQL + " WHERE s.key = ? AND r.key = ? AND o.key = ?",
+            _TRIPLE_SQL + " WHERE s.key = ? AND r.key = ? AND o.key = ? AND t.superseded_at IS NULL",
             (names.key(subject), names.key(relation), names.key(object)),
         ).fetchone()
         return Triple(*row) if row else None
@@ -492,24 +776,27 @@ class TripleStore:
         )
         if cur.rowcount == 0:
             row = self.db.execute(
-                "SELECT id FROM triples WHERE subject_id=? AND relation_id=? AND object_id=?",
+                """SELECT id FROM triples WHERE subject_id=? AND relation_id=? AND object_id=?
+                   AND superseded_at IS NULL""",
                 (sid, rel, oid),
             ).fetchone()
             return self.get(row[0]), False
         return self.get(cur.lastrowid), True  # type: ignore[arg-type]
 
-    def _record_removals(self, where: str, args: Sequence = ()) -> None:
+    def _record_removals(self, where: str, args: Sequence = (), op: str = "remove") -> None:
         self.db.execute(
             f"""INSERT INTO changes (batch_id, op, triple_id, subject, relation, object,
-                                     source, created_at, updated_at, added_batch)
-                SELECT ?, 'remove', t.id, s.name, r.name, o.name, t.source, t.created_at,
-                       t.updated_at, t.batch_id
+                                     source, created_at, updated_at, added_batch,
+                                     superseded_at, superseded_batch, superseded_by)
+                SELECT ?, ?, t.id, s.name, r.name, o.name, t.source, t.created_at,
+                       t.updated_at, t.batch_id, t.superseded_at, t.superseded_batch,
+                       t.superseded_by
                 FROM triples t
                 JOIN entities s ON s.id = t.subject_id
                 JOIN relations r ON r.id = t.relation_id
                 JOIN entities o ON o.id = t.object_id
                 WHERE {where} ORDER BY t.id""",
-            (self._batch, *args),
+            (self._batch, op, *args),
         )
 
     def edit(
@@ -541,8 +828,8 @@ class TripleStore:
             oid = self.entity_id(after[2], create=True)
             clash = self.db.execute(
                 """SELECT id FROM triples WHERE subject_id=? AND relation_id=? AND object_id=?
-                   AND id != ?""",
-                (sid, rel, oid, triple_id),
+                   AND id != ? AND superseded_at IS NULL AND ?""",
+                (sid, rel, oid, triple_id, before.current),
             ).fetchone()
             if clash:
                 raise UsageError(f"triple {clash[0]} already states that; nothing changed")
@@ -576,7 +863,7 @@ class TripleStore:
     def remove(self, triple_ids: Sequence[int]) -> list[Triple]:
         """Remove triples by id, as one batch; unknown ids are refused (nothing removed)."""
         ids = list(dict.fromkeys(triple_ids))
-        found = self._triples_by_id(ids)
+        found = self._triples_by_id([i for i in ids if 1 <= i <= safety.MAX_INT])
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFoundError(
@@ -648,6 +935,7 @@ class TripleStore:
             later = self.db.execute(
                 """SELECT c2.batch_id FROM changes c2
                    JOIN batches b ON b.id = c2.batch_id AND b.undone_by IS NULL
+                        AND b.kind != 'undo'
                    WHERE c2.batch_id > :batch AND (c2.added_batch = :batch OR c2.triple_id IN
                          (SELECT triple_id FROM changes WHERE batch_id = :batch))
                    LIMIT 1""",
@@ -659,18 +947,81 @@ class TripleStore:
                     f"undo batch {later[0]} first"
                 )
             with self.batch("undo", f"undo batch {batch_id}: {target.description}") as undo_id:
-                self._revert(batch_id)
+                self._revert(batch_id, undo_id)
                 self.db.execute(
                     "UPDATE batches SET undone_by = ? WHERE id = ?", (undo_id, batch_id)
                 )
         return self.get_batch(batch_id)
 
-    def _revert(self, batch_id: int) -> None:
+    def _record_state(
+        self, batch_id: int, op: str, tid: int, before: tuple[str, str, str] | None = None
+    ) -> None:
+        """A change row saying fact `tid` now reads as it does (after), and read `before`."""
+        t = self.get(tid)
+        self.db.execute(
+            """INSERT INTO changes (batch_id, op, triple_id, subject, relation, object,
+                   source, created_at, updated_at, added_batch,
+                   new_subject, new_relation, new_object)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                batch_id,
+                op,
+                tid,
+                *(before or (None, None, None)),
+                t.source,
+                t.created_at,
+                t.updated_at,
+                t.batch_id,
+                t.subject,
+                t.relation,
+                t.object,
+            ),
+        )
+
+    def _revert(self, batch_id: int, undo_id: int) -> None:
+        """Undo batch `batch_id`, recording in batch `undo_id` what that changed: the
+        facts it took away ('unadd'), put back ('readd'), restored to an earlier state
+        ('unedit') or made current again ('unsupersede'), and cardinalities reset."""
+        self._record_removals("t.batch_id = ?", (batch_id,), op="unadd")
         self.db.execute("DELETE FROM triples WHERE batch_id = ?", (batch_id,))
+        revived = self.db.execute(
+            "SELECT id FROM triples WHERE superseded_batch = ? ORDER BY id", (batch_id,)
+        ).fetchall()
+        try:
+            self.db.execute(
+                """UPDATE triples SET superseded_at = NULL, superseded_batch = NULL,
+                       superseded_by = NULL WHERE superseded_batch = ?""",
+                (batch_id,),
+            )
+        except sqlite3.IntegrityError:
+            raise UndoError(
+                f"cannot undo batch {batch_id}: a fact it superseded is in memory again "
+                "(added later); remove it first"
+            ) from None
+        for (tid,) in revived:
+            self._record_state(undo_id, "unsupersede", tid)
+        for relation_id, before in self.db.execute(
+            "SELECT relation_id, before FROM relation_changes WHERE batch_id = ? ORDER BY id DESC",
+            (batch_id,),
+        ).fetchall():
+            after = self.db.execute(
+                "SELECT cardinality FROM relations WHERE id = ?", (relation_id,)
+            ).fetchone()
+            if after is None:
+                continue
+            self.db.execute(
+                "INSERT INTO relation_changes (batch_id, relation_id, before, after) "
+                "VALUES (?, ?, ?, ?)",
+                (undo_id, relation_id, after[0], before),
+            )
+            self.db.execute(
+                "UPDATE relations SET cardinality = ? WHERE id = ?", (before, relation_id)
+            )
         rows = self.db.execute(
             """SELECT op, triple_id, subject, relation, object, source, created_at,
-                      updated_at, added_batch
-               FROM changes WHERE batch_id = ? ORDER BY id DESC""",
+                      updated_at, added_batch, superseded_at, superseded_batch, superseded_by
+               FROM changes WHERE batch_id = ? AND op IN ('remove', 'edit')
+               ORDER BY id DESC""",
             (batch_id,),
         ).fetchall()
         entity_ids: dict[str, int] = {}
@@ -680,27 +1031,45 @@ class TripleStore:
                 entity_ids[name] = self.entity_id(name, create=True)  # type: ignore[assignment]
             return entity_ids[name]
 
-        for op, tid, s, r, o, source, created, updated, added_batch in rows:
+        for op, tid, s, r, o, source, created, updated, added_batch, *past in rows:
             state = (entity(s), self.relation_id(r, create=True), entity(o))
             try:
                 if op == "remove":
                     self.db.execute(
                         """INSERT INTO triples (id, subject_id, relation_id, object_id, source,
-                               created_at, updated_at, batch_id)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                        (tid, *state, source, created, updated, added_batch),
+                               created_at, updated_at, batch_id, superseded_at,
+                               superseded_batch, superseded_by)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        (tid, *state, source, created, updated, added_batch, *past),
                     )
                 else:
+                    edited = self.get(tid)
                     self.db.execute(
                         """UPDATE triples SET subject_id=?, relation_id=?, object_id=?,
                                source=?, created_at=?, updated_at=?, batch_id=? WHERE id=?""",
                         (*state, source, created, updated, added_batch, tid),
+                    )
+                    self._record_state(
+                        undo_id, "unedit", tid, (edited.subject, edited.relation, edited.object)
                     )
             except sqlite3.IntegrityError:
                 raise UndoError(
                     f"cannot undo batch {batch_id}: {s} >> {r} >> {o} is in memory again "
                     "(added later); remove it first"
                 ) from None
+        self.db.execute(
+            """INSERT INTO changes (batch_id, op, triple_id, source, created_at, updated_at,
+                   added_batch, new_subject, new_relation, new_object)
+               SELECT ?, 'readd', t.id, t.source, t.created_at, t.updated_at, t.batch_id,
+                      s.name, r.name, o.name
+               FROM triples t
+               JOIN entities s ON s.id = t.subject_id
+               JOIN relations r ON r.id = t.relation_id
+               JOIN entities o ON o.id = t.object_id
+               WHERE t.id IN (SELECT triple_id FROM changes WHERE batch_id = ? AND op = 'remove')
+               ORDER BY t.id""",
+            (undo_id, batch_id),
+        )
         self._collect_orphans()
         self.db.execute(
             """DELETE FROM relations WHERE created_batch = ?
@@ -738,14 +1107,19 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
             raise DatabaseError(f"{path}: cannot read: {exc.strerror}") from None
         if magic != SQLITE_MAGIC:
             raise DatabaseError(f"{path}: not an SQLite database; file left untouched")
+        safety.identify_memory(path, SCHEMA_VERSION)  # read-only: a refusal changes nothing
     else:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"{path}: cannot create: {exc.strerror}") from None
     try:
-        target = f"file:{path.resolve()}?mode=ro" if readonly else str(path)
-        db = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=readonly)
+        if readonly:
+            db = safety.connect_readonly(path, timeout=BUSY_TIMEOUT_S)
+        else:
+            db = sqlite3.connect(
+                safety.connect_path(path), timeout=BUSY_TIMEOUT_S, isolation_level=None
+            )
         version = db.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise DatabaseError(f"{path}: cannot open memory: {exc}") from None
@@ -762,10 +1136,10 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         db.close()
         raise DatabaseError(f"{path}: an SQLite database, but not a memcli memory")
     if readonly:
-        if version < SCHEMA_VERSION:
+        if version < 1:
             db.close()
             raise DatabaseError(f"{path}: an older memory; open it with memcli once to upgrade")
-        return db
+        return db  # an older schema is read as it is (see TripleStore.schema_version)
     try:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
@@ -795,8 +1169,11 @@ def _seed_relations(db: sqlite3.Connection) -> None:
     try:
         if db.execute("SELECT count(*) FROM relations").fetchone()[0] == 0:
             db.executemany(
-                "INSERT INTO relations (name, key, wikidata_id) VALUES (?, ?, ?)",
-                ((name, names.key(name), pid) for pid, name in builtin_relations().items()),
+                "INSERT INTO relations (name, key, wikidata_id, cardinality) VALUES (?, ?, ?, ?)",
+                (
+                    (name, names.key(name), pid, "single" if pid in SINGLE_VALUED else "multi")
+                    for pid, name in builtin_relations().items()
+                ),
             )
         db.execute("COMMIT")
     except BaseException:

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from memcli.errors import ImportFailed, MemcliError
-from memcli.store import names
+from memcli.store import names, safety
 from memcli.store.core import TripleStore, now
 
 REQUIRED = ("subject", "relation", "object")
 OPTIONAL = ("source",)
+HISTORY = ("id", "superseded_at", "superseded_by")  # in CSV snapshots (`mem export -f csv`)
 MAX_REPORTED_ERRORS = 20
 MAX_FIELD = 131_072  # csv's own default limit; names are at most 256 characters anyway
+MAX_LINE_BYTES = 1 << 20  # a line of CSV or JSON lines; a fact's line is at most ~20 KB
 
 Progress = Callable[[int, int], None]
 
@@ -32,6 +38,7 @@ class ImportReport:
     added: int = 0
     duplicates_in_file: int = 0
     duplicates_in_memory: int = 0
+    superseded: int = 0
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
     batch_id: int | None = None
@@ -45,6 +52,7 @@ class ImportReport:
             "added": self.added,
             "duplicates_in_file": self.duplicates_in_file,
             "duplicates_in_memory": self.duplicates_in_memory,
+            "superseded": self.superseded,
             "errors": self.errors,
             "error_count": self.error_count,
             "batch_id": self.batch_id,
@@ -60,6 +68,8 @@ class _Parsed:
     errors: list[str]
     error_count: int
     duplicates_in_file: int
+    # line -> (id, superseded_at, superseded_by), for the history columns of a snapshot
+    history: dict[int, tuple[int | None, str | None, int | None]] = field(default_factory=dict)
 
 
 def read_source(path: str) -> tuple[str, bytes]:
@@ -95,25 +105,126 @@ def decode(label: str, data: bytes) -> str:
         ) from None
 
 
-def _delimiter(label: str, text: str) -> str:
+class Lines:
+    """The lines of FILE (or stdin for `-`), streamed: never more than one line in memory,
+    and a line may be at most MAX_LINE_BYTES. A longer line, a NUL byte or bytes that are
+    not UTF-8 end the reading with a one-line error naming the line (`mem import
+    /dev/zero` fails at once instead of filling memory). A UTF-8 BOM is dropped."""
+
+    def __init__(self, path: str, limit: int = MAX_LINE_BYTES):
+        self.label = "<stdin>" if path == "-" else path
+        self.limit = limit
+        self.number = 0  # lines read so far
+        self.bytes_read = 0
+        self.size: int | None = None
+        self._pending: list[str] = []
+        shown = safety.printable(path)
+        if path == "-":
+            self._handle: BinaryIO | None = sys.stdin.buffer
+            return
+        try:
+            self._handle = open(path, "rb")  # noqa: SIM115 (closed at the end or on error)
+        except FileNotFoundError:
+            raise MemcliError(f"{shown}: no such file") from None
+        except IsADirectoryError:
+            raise MemcliError(f"{shown}: is a directory") from None
+        except OSError as exc:
+            raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+        try:
+            info = os.fstat(self._handle.fileno())
+            self.size = info.st_size if stat.S_ISREG(info.st_mode) else None
+        except OSError:
+            self.size = None
+
+    def __iter__(self) -> Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._pending:
+            return self._pending.pop(0)
+        line = self._read()
+        if line is None:
+            raise StopIteration
+        return line
+
+    def first_text(self) -> str | None:
+        """The first line that is not blank (None for a blank input), left to be read."""
+        for line in self._pending:
+            if line.strip():
+                return line
+        while (line := self._read()) is not None:
+            self._pending.append(line)
+            if line.strip():
+                return line
+        return None
+
+    def close(self) -> None:
+        if self._handle is not None and self._handle is not sys.stdin.buffer:
+            self._handle.close()
+        self._handle = None
+
+    def _fail(self, problem: str) -> ImportFailed:
+        self.close()
+        return ImportFailed([f"{safety.printable(self.label)}:{self.number}: {problem}"], 1)
+
+    def _read(self) -> str | None:
+        if self._handle is None:
+            return None
+        try:
+            raw = self._handle.readline(self.limit + 1)
+        except OSError as exc:
+            self.close()
+            raise MemcliError(f"{safety.printable(self.label)}: cannot read: {exc.strerror}") from None
+        if not raw:
+            self.close()
+            return None
+        self.number += 1
+        self.bytes_read += len(raw)
+        if len(raw) > self.limit and not raw.endswith(b"\n"):
+            raise self._fail(f"line longer than {self.limit // 1024} KiB; not a CSV or JSON lines file?")
+        if b"\x00" in raw:
+            raise self._fail("binary data (NUL byte); expected text")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 1].hex()
+            raise self._fail(f"not UTF-8 (byte 0x{bad}); save the file as UTF-8") from None
+        if self.number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        if "\r" in text.rstrip("\r\n"):
+            # Lines ended by a lone CR (old Macintosh files): each is a line of its own.
+            pieces = _LONE_CR.split(text)
+            self._pending[:0] = pieces[1:]
+            return pieces[0]
+        return text
+
+
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)(?=.)", re.DOTALL)
+
+
+def _delimiter(label: str, text: str | Lines) -> str:
     if label.lower().endswith(".tsv"):
         return "\t"
-    header = text.split("\n", 1)[0]
+    header = (text.first_text() or "") if isinstance(text, Lines) else text.split("\n", 1)[0]
     return "\t" if "\t" in header and "," not in header else ","
 
 
 def parse(
     store: TripleStore | None,
     label: str,
-    text: str,
+    text: str | Lines,
     *,
     new_relation: bool = False,
     progress: Progress | None = None,
+    history: bool = False,
 ) -> _Parsed:
     """Check every row; collect good rows and located errors. Touches no data.
-    Without a store (reading a snapshot) every relation name is accepted."""
+    Without a store (reading a snapshot) every relation name is accepted. `history`
+    (restoring a CSV snapshot) reads the id/superseded_at/superseded_by columns; an
+    import refuses rows that are superseded facts."""
     delimiter = _delimiter(label, text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    lines = text if isinstance(text, Lines) else io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     errors: list[str] = []
     error_count = 0
     good: list[tuple[int, str, str, str, str]] = []
@@ -138,7 +249,7 @@ def parse(
         raise ImportFailed([f"{label}: empty file"], 1)
     header_line = previous + 1
     columns = [h.strip().lower() for h in header]
-    unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
+    unknown = [c for c in columns if c not in REQUIRED + OPTIONAL + HISTORY]
     missing = [c for c in REQUIRED if c not in columns]
     if missing or unknown or len(set(columns)) != len(columns):
         wanted = ",".join(REQUIRED) + "[,source]"
@@ -149,6 +260,8 @@ def parse(
     width = len(columns)
     s_at, r_at, o_at = (columns.index(c) for c in REQUIRED)
     source_at = columns.index("source") if "source" in columns else None
+    at_of = {c: columns.index(c) for c in HISTORY if c in columns}
+    past: dict[int, tuple[int | None, str | None, int | None]] = {}
     default_source = f"import {Path(label).name}" if label != "<stdin>" else "import <stdin>"
 
     # Names repeat a lot in real files: check and normalise each distinct value once.
@@ -167,7 +280,8 @@ def parse(
     seen: set[tuple[str, str, str]] = set()
     duplicates = 0
     previous = reader.line_num
-    total = text.count("\n") + 1
+    # Progress counts bytes of a streamed file (lines of a text already in memory).
+    total = (text.size or 0) if isinstance(text, Lines) else text.count("\n") + 1
     while True:
         try:
             fields = next(reader)
@@ -179,7 +293,7 @@ def parse(
         line = previous + 1
         previous = reader.line_num
         if progress is not None and line % 20000 == 0:
-            progress(line, total)
+            progress(text.bytes_read if isinstance(text, Lines) else line, total)
         if len(fields) != width:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
@@ -205,19 +319,55 @@ def parse(
             if bad is not None:
                 fail(line, bad, fields)
                 continue
+        if at_of:
+            known, problem = _history_fields(fields, at_of)
+            if problem is None and known[1] is not None and not history:
+                problem = "superseded_at: a superseded fact (history); `mem restore` reads those"
+            if problem is not None:
+                fail(line, problem, fields)
+                continue
+            if history and any(v is not None for v in known):
+                past[line] = known
+            if known[1] is not None:
+                good.append((line, subject, relation, obj, fields[source_at].strip()
+                             if source_at is not None else f"{default_source}:{line}"))
+                continue
         identity = (s_key, r_key, o_key)
         if identity in seen:
             duplicates += 1
             continue
         seen.add(identity)
         source = fields[source_at].strip() if source_at is not None else ""
-        if source and names.has_control(source):
-            fail(line, "source: contains a control character or newline", fields)
+        source_problem = names.source_problem(source) if source else None
+        if source_problem:
+            fail(line, f"source: {source_problem}", fields)
             continue
         good.append((line, subject, relation, obj, source or f"{default_source}:{line}"))
     if progress is not None:
         progress(total, total)
-    return _Parsed(good, rejects, errors, error_count, duplicates)
+    return _Parsed(good, rejects, errors, error_count, duplicates, past)
+
+
+def _history_fields(
+    fields: list[str], at_of: dict[str, int]
+) -> tuple[tuple[int | None, str | None, int | None], str | None]:
+    """(id, superseded_at, superseded_by) of a CSV snapshot row, or the problem."""
+    values = {c: fields[i].strip() or None for c, i in at_of.items()}
+    numbers: dict[str, int | None] = {}
+    for column in ("id", "superseded_by"):
+        text = values.get(column)
+        if text is None:
+            numbers[column] = None
+        elif not text.isdigit() or len(text) > 18 or int(text) < 1:
+            return (None, None, None), f"{column}: not a positive integer"
+        else:
+            numbers[column] = int(text)
+    at = values.get("superseded_at")
+    if at is not None and names.has_control(at):
+        return (None, None, None), "superseded_at: not a single-line string"
+    if numbers["superseded_by"] is not None and at is None:
+        return (None, None, None), "superseded_at: missing (superseded_by is given)"
+    return (numbers["id"], at, numbers["superseded_by"]), None
 
 
 def _relation_problem(
@@ -240,18 +390,51 @@ def import_triples(
     new_relation: bool = False,
     progress: Progress | None = None,
     data: bytes | None = None,
+    supersede: bool = False,
 ) -> ImportReport:
     """Import FILE (or `-`): all or nothing unless `skip_errors`, which imports the good
-    rows and writes the rejects (with an `error` column) to `rejects_path`."""
+    rows and writes the rejects (with an `error` column) to `rejects_path`.
+
+    A row giving a single-valued relation another object than an earlier row or than
+    memory does for the same subject is a conflict error, unless `supersede`: then the
+    rows apply in file order, each superseding the fact before it."""
+    text: str | Lines
     if data is None:
-        label, data = read_source(path)
+        text = Lines(path)
+        label = text.label
+        if text.first_text() is None:
+            text.close()
+            raise ImportFailed([f"{safety.printable(label)}: empty file"], 1)
     else:
         label = path
-    text = decode(label, data)
+        text = decode(label, data)
+    rejects_target: Path | None = None
+    if skip_errors and not dry_run:
+        # Checked before anything is read: the rejects may not land on memory or the input.
+        guarded = safety.protected_files(store.path)
+        if path != "-":
+            guarded.append((Path(path), "the file being imported"))
+        rejects_target = safety.output_target(
+            rejects_path or _default_rejects(label), guarded, what="rejects file"
+        )
     parsed = parse(store, label, text, new_relation=new_relation, progress=progress)
+    total_rows = len(parsed.good) + parsed.duplicates_in_file + parsed.error_count
+    conflicts = find_conflicts(store, label, parsed.good)
+    superseding: list[tuple[str, str, str, str]] = []
+    if conflicts.lines:
+        if supersede:
+            superseding = [row[1:] for row in parsed.good if row[0] in conflicts.lines]
+            parsed.good = [row for row in parsed.good if row[0] not in conflicts.lines]
+        else:
+            for line, problem in conflicts.problems:
+                parsed.error_count += 1
+                if len(parsed.errors) < MAX_REPORTED_ERRORS:
+                    parsed.errors.append(f"{label}:{line}: {problem}")
+                parsed.rejects.append((line, [], problem))
+            parsed.good = [row for row in parsed.good if row[0] not in conflicts.lines]
     report = ImportReport(
         file=label,
-        rows=len(parsed.good) + parsed.duplicates_in_file + parsed.error_count,
+        rows=total_rows,
         duplicates_in_file=parsed.duplicates_in_file,
         errors=parsed.errors,
         error_count=parsed.error_count,
@@ -259,23 +442,85 @@ def import_triples(
     )
     if dry_run:
         report.duplicates_in_memory = _count_in_memory(store, parsed.good)
-        report.added = len(parsed.good) - report.duplicates_in_memory
+        report.added = len(parsed.good) - report.duplicates_in_memory + len(superseding)
+        report.superseded = conflicts.replacements if supersede else 0
         return report
     if parsed.error_count and not skip_errors:
         raise ImportFailed(parsed.errors, parsed.error_count)
     if parsed.rejects:
         target = rejects_path or _default_rejects(label)
-        _write_rejects(target, parsed.rejects)
+        assert rejects_target is not None
+        _write_rejects(rejects_target, parsed.rejects)
         report.rejects_file = target
+    rows = len(parsed.good) + len(superseding)
     report.batch_id, report.added = bulk_add(
         store,
         [row[1:] for row in parsed.good],
         kind="import",
-        description=f"import {label} ({len(parsed.good)} rows)",
+        description=f"import {label} ({rows} row{'s' if rows != 1 else ''})",
         new_relation=new_relation,
+        superseding=superseding,
     )
-    report.duplicates_in_memory = len(parsed.good) - report.added
+    report.duplicates_in_memory = rows - report.added
+    if report.batch_id is not None:
+        report.superseded = store.db.execute(
+            "SELECT count(*) FROM triples WHERE superseded_batch = ?", (report.batch_id,)
+        ).fetchone()[0]
     return report
+
+
+@dataclass
+class _Conflicts:
+    lines: set[int]  # every line of a (subject, single-valued relation) group in conflict
+    problems: list[tuple[int, str]]  # (line, problem) for the rows that conflict
+    replacements: int  # facts that would be superseded, applying rows in order
+
+
+def find_conflicts(
+    store: TripleStore, label: str, good: list[tuple[int, str, str, str, str]]
+) -> _Conflicts:
+    """Rows that give a single-valued relation a second object for one subject, against
+    an earlier row or against memory's current fact."""
+    single = store.single_valued()
+    keys = store.relation_keys()
+    groups: dict[tuple[str, int], list[tuple[int, str, str, str, str]]] = {}
+    for row in good:
+        rid = keys.get(names.key(row[2]))
+        if rid in single:
+            groups.setdefault((names.key(row[1]), rid), []).append(row)
+    if not groups:
+        return _Conflicts(set(), [], 0)
+    current: dict[tuple[str, int], tuple[str, str, int]] = {}
+    marks = ",".join("?" * len(single))
+    query = f"""SELECT s.key, t.relation_id, o.key, o.name, t.id FROM triples t
+                JOIN entities s ON s.id = t.subject_id JOIN entities o ON o.id = t.object_id
+                WHERE t.superseded_at IS NULL AND t.relation_id IN ({marks})"""
+    for s_key, rid, o_key, o_name, tid in store.db.execute(query, sorted(single)):
+        if (s_key, rid) in groups:
+            current[(s_key, rid)] = (o_key, o_name, tid)
+    lines: set[int] = set()
+    problems: list[tuple[int, str]] = []
+    replacements = 0
+    for group_key, rows in groups.items():
+        held = current.get(group_key)
+        state = held[0] if held else None
+        holder = f"{held[1]!r} in memory (fact {held[2]})" if held else ""
+        clash = False
+        for line, s, r, o, _source in rows:
+            o_key = names.key(o)
+            if state is not None and o_key != state:
+                replacements += 1
+                clash = True
+                hint = "--supersede lets the later row win"
+                problems.append(
+                    (line, f"object: {s} >> {r} is {holder}, and {r!r} is single-valued ({hint})")
+                )
+            if o_key != state:
+                state, holder = o_key, f"{o!r} on line {line}"
+        if clash:
+            lines.update(row[0] for row in rows)
+    problems.sort()
+    return _Conflicts(lines, problems, replacements)
 
 
 def _default_rejects(label: str) -> str:
@@ -284,15 +529,13 @@ def _default_rejects(label: str) -> str:
     return str(Path(label).with_suffix("")) + ".rejects.csv"
 
 
-def _write_rejects(target: str, rejects: list[tuple[int, list[str], str]]) -> None:
-    try:
-        with open(target, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["line", "error", "fields"])
-            for line, fields, problem in rejects:
-                writer.writerow([line, problem, *fields])
-    except OSError as exc:
-        raise MemcliError(f"{target}: cannot write rejects: {exc.strerror}") from None
+def _write_rejects(target: Path, rejects: list[tuple[int, list[str], str]]) -> None:
+    """Written whole to a temporary file, then renamed onto `target` (checked already)."""
+    with safety.atomic_output(target) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "error", "fields"])
+        for line, fields, problem in rejects:
+            writer.writerow([line, problem, *fields])
 
 
 def _count_in_memory(store: TripleStore, rows: list[tuple[int, str, str, str, str]]) -> int:
@@ -317,10 +560,14 @@ def bulk_add(
     kind: str,
     description: str,
     new_relation: bool = False,
-    exact: list[tuple[int, str, str]] | None = None,
+    exact: list[tuple[int, str, str, str | None, int | None]] | None = None,
+    superseding: list[tuple[str, str, str, str]] | None = None,
 ) -> tuple[int | None, int]:
     """Insert checked (subject, relation, object, source) rows as one batch, fast.
-    `exact`, when given, holds (id, created_at, updated_at) per row, for restores.
+    `exact`, when given, holds (id, created_at, updated_at, superseded_at, superseded_by)
+    per row, for restores.
+    `superseding` rows are added after, one by one in order, each superseding the
+    subject's current object of a single-valued relation.
     Returns (batch id, rows added); duplicates of memory are skipped."""
     db = store.db
     stamp = now()
@@ -329,7 +576,12 @@ def bulk_add(
     cache = db.execute("PRAGMA cache_size").fetchone()[0]
     db.execute("PRAGMA cache_size = -262144")
     try:
-        return _bulk_add(store, rows, stamp, kind, description, new_relation, exact)
+        with store.batch(kind, description) as batch_id:
+            _, added = _bulk_add(store, rows, stamp, kind, description, new_relation, exact)
+            for s, r, o, source in superseding or []:
+                result = store.add(s, r, o, source, new_relation=new_relation)
+                added += result.created
+        return (batch_id if added else None), added
     finally:
         db.execute(f"PRAGMA cache_size = {int(cache)}")
 
@@ -341,7 +593,7 @@ def _bulk_add(
     kind: str,
     description: str,
     new_relation: bool,
-    exact: list[tuple[int, str, str]] | None,
+    exact: list[tuple[int, str, str, str | None, int | None]] | None,
 ) -> tuple[int | None, int]:
     db = store.db
     with store.batch(kind, description) as batch_id:
@@ -387,15 +639,30 @@ def _bulk_add(
             )
         else:
             values = [
-                (tid, entity(s), relation(r), entity(o), source, created, updated, batch_id)
-                for (s, r, o, source), (tid, created, updated) in zip(rows, exact, strict=True)
+                (
+                    tid,
+                    entity(s),
+                    relation(r),
+                    entity(o),
+                    source,
+                    created,
+                    updated,
+                    batch_id,
+                    at,
+                    batch_id if at is not None else None,
+                    by,
+                )
+                for (s, r, o, source), (tid, created, updated, at, by) in zip(
+                    rows, exact, strict=True
+                )
             ]
             db.executemany("INSERT INTO entities (id, name, key) VALUES (?, ?, ?)", new_entities)
             before = db.total_changes
             db.executemany(
                 """INSERT OR IGNORE INTO triples (id, subject_id, relation_id, object_id,
-                       source, created_at, updated_at, batch_id)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       source, created_at, updated_at, batch_id, superseded_at,
+                       superseded_batch, superseded_by)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 values,
             )
         added = db.total_changes - before

@@ -32,6 +32,10 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
     """Entities and relations whose names resemble `text`, best first."""
     from rapidfuzz import fuzz, process, utils
 
+    from memcli.store.safety import check_limit
+
+    check_limit(limit)
+
     found: list[Match] = []
     for kind, sql, count_sql in (
         (

@@ -94,8 +94,103 @@ def _v1_initial(db: sqlite3.Connection) -> None:
     )
 
 
+# Wikidata ids of the DocRED relations that hold one current object per subject: those
+# with Wikidata's single-value constraint and those a person expects to change rather
+# than accumulate (someone lives in one place at a time). The rest stay multi-valued.
+SINGLE_VALUED = frozenset(
+    {
+        "P6",  # head of government
+        "P19",  # place of birth
+        "P20",  # place of death
+        "P22",  # father
+        "P25",  # mother
+        "P35",  # head of state
+        "P36",  # capital
+        "P159",  # headquarters location
+        "P171",  # parent taxon
+        "P403",  # mouth of the watercourse
+        "P488",  # chairperson
+        "P551",  # residence
+        "P569",  # date of birth
+        "P570",  # date of death
+        "P571",  # inception
+        "P576",  # dissolved, abolished or demolished
+        "P577",  # publication date
+        "P580",  # start time
+        "P582",  # end time
+        "P585",  # point in time
+        "P740",  # location of formation
+        "P1198",  # unemployment rate
+    }
+)
+
+
+def _v2_supersede(db: sqlite3.Connection) -> None:
+    """Relation cardinality, and superseded facts kept as history.
+
+    A fact is current while `superseded_at` is NULL; a superseded one records when, by
+    which batch and by which fact it stopped being current. Only current facts must be
+    unique, so a value can come back (Oslo, then Bergen, then Oslo again) as a new fact.
+    """
+    _script(
+        db,
+        """
+        ALTER TABLE relations ADD COLUMN cardinality TEXT NOT NULL DEFAULT 'multi';
+        ALTER TABLE triples ADD COLUMN superseded_at TEXT;
+        ALTER TABLE triples ADD COLUMN superseded_batch INTEGER;
+        ALTER TABLE triples ADD COLUMN superseded_by INTEGER;
+        ALTER TABLE changes ADD COLUMN superseded_at TEXT;
+        ALTER TABLE changes ADD COLUMN superseded_batch INTEGER;
+        ALTER TABLE changes ADD COLUMN superseded_by INTEGER;
+        DROP INDEX triples_subject_relation_object;
+        CREATE UNIQUE INDEX triples_current
+            ON triples(subject_id, relation_id, object_id) WHERE superseded_at IS NULL;
+        CREATE INDEX triples_past
+            ON triples(subject_id, relation_id) WHERE superseded_at IS NOT NULL;
+        CREATE INDEX triples_superseded_batch
+            ON triples(superseded_batch) WHERE superseded_batch IS NOT NULL;
+        -- Cardinality changes, so that `undo` can revert them like any batch.
+        CREATE TABLE relation_changes (
+            id INTEGER PRIMARY KEY,
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            relation_id INTEGER NOT NULL REFERENCES relations(id),
+            before TEXT NOT NULL,
+            after TEXT NOT NULL
+        );
+        CREATE INDEX relation_changes_batch ON relation_changes(batch_id);
+        DROP VIEW facts;
+        CREATE VIEW facts AS
+            SELECT t.id, s.name AS subject, r.name AS relation, o.name AS object,
+                   t.source, t.created_at, t.updated_at, t.batch_id,
+                   t.superseded_at IS NULL AS current, t.superseded_at, t.superseded_by
+            FROM triples t
+            JOIN entities s ON s.id = t.subject_id
+            JOIN relations r ON r.id = t.relation_id
+            JOIN entities o ON o.id = t.object_id;
+        """,
+    )
+    marks = ",".join("?" * len(SINGLE_VALUED))
+    db.execute(
+        f"UPDATE relations SET cardinality = 'single' WHERE wikidata_id IN ({marks})",
+        sorted(SINGLE_VALUED),
+    )
+
+
+def _v3_batch_ids(db: sqlite3.Connection) -> None:
+    """Batch ids are never reused: a reported id that turned out empty stays taken."""
+    _script(
+        db,
+        """
+        CREATE TABLE batch_ids (id INTEGER PRIMARY KEY AUTOINCREMENT);
+        INSERT INTO batch_ids (id) SELECT coalesce(max(id), 0) FROM batches WHERE id > 0;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _v1_initial),
+    ("supersede", _v2_supersede),
+    ("batch ids", _v3_batch_ids),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

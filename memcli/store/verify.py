@@ -1,0 +1,162 @@
+"""Reading an SQLite snapshot only after verifying it whole.
+
+A snapshot replaces all of memory, so a damaged one must be refused before anything is
+touched: it is opened read-only (by a percent-encoded URI: `%`, `#` and `?` in a file
+name are just characters), checked by SQLite (`PRAGMA integrity_check`), compared with
+the schema this memcli writes, and counted (every fact must name entities and a relation
+the file holds, each entity's stored key must match its name, every field must have the
+type and form memcli writes). An older snapshot is upgraded in memory, never on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from memcli.errors import DatabaseError, ImportFailed
+from memcli.store import names, safety
+from memcli.store.schema import SCHEMA_VERSION, migrate
+
+MAX_REPORTED_ERRORS = 20
+_TEXT_FIELDS = ("source", "created_at", "updated_at")
+
+
+def read_sqlite(path: Path, rows_sql: str, now: str) -> list[tuple]:
+    """The rows `rows_sql` selects from the snapshot at `path`, once the file has passed
+    every check; otherwise DatabaseError/ImportFailed and nothing was read into memory."""
+    shown = safety.printable(str(path))
+    try:
+        db = safety.connect_readonly(path)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{shown}: cannot open snapshot: {exc}; memory unchanged") from None
+    try:
+        db.execute("BEGIN")  # one read transaction: the file cannot change while read
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.Error as exc:
+            raise _corrupt(shown, exc) from None
+        if version > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{shown}: a snapshot from a newer memcli (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade memcli. Memory unchanged"
+            )
+        if version < 1 or "_memcli_migrations" not in tables:
+            raise DatabaseError(f"{shown}: an SQLite database, but not a memcli snapshot; "
+                                "memory unchanged")
+        _integrity(db, shown)
+        if version < SCHEMA_VERSION:
+            db = _upgraded_copy(db, shown, now)
+        _schema(db, shown)
+        return _verified_rows(db, shown, rows_sql)
+    except sqlite3.Error as exc:
+        raise _corrupt(shown, exc) from None
+    finally:
+        db.close()
+
+
+def _corrupt(shown: str, exc: Exception) -> DatabaseError:
+    return DatabaseError(f"{shown}: damaged snapshot ({exc}); memory unchanged")
+
+
+def _integrity(db: sqlite3.Connection, shown: str) -> None:
+    problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        raise DatabaseError(
+            f"{shown}: damaged snapshot (SQLite integrity check: {problems[0]}"
+            + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
+            + "); memory unchanged"
+        )
+
+
+def _upgraded_copy(db: sqlite3.Connection, shown: str, now: str) -> sqlite3.Connection:
+    """An in-memory copy of an older snapshot, migrated to this memcli's schema."""
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("COMMIT")
+    db.backup(copy)
+    db.close()
+    try:
+        migrate(copy, now)
+    except sqlite3.Error as exc:
+        copy.close()
+        raise DatabaseError(f"{shown}: cannot upgrade this older snapshot ({exc}); "
+                            "memory unchanged") from None
+    copy.execute("BEGIN")
+    return copy
+
+
+def _reference_columns() -> dict[str, list[str]]:
+    ref = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(ref, "")
+        tables = [r[0] for r in ref.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [c[1] for c in ref.execute(f"PRAGMA table_info({t!r})")] for t in tables}
+    finally:
+        ref.close()
+
+
+def _schema(db: sqlite3.Connection, shown: str) -> None:
+    for table, columns in _reference_columns().items():
+        if table.startswith("sqlite_"):
+            continue
+        have = {c[1] for c in db.execute(f"PRAGMA table_info({table!r})")}
+        if not have:
+            raise DatabaseError(f"{shown}: not a complete memcli snapshot (no table {table}); "
+                                "memory unchanged")
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise DatabaseError(
+                f"{shown}: not a complete memcli snapshot (table {table} lacks "
+                f"{', '.join(missing)}); memory unchanged"
+            )
+
+
+def _verified_rows(db: sqlite3.Connection, shown: str, rows_sql: str) -> list[tuple]:
+    one = db.execute
+    total = one("SELECT count(*) FROM triples").fetchone()[0]
+    mistyped = one(
+        "SELECT count(*) FROM triples WHERE "
+        + " OR ".join(f"typeof({f}) != 'text'" for f in _TEXT_FIELDS)
+    ).fetchone()[0]
+    if mistyped:
+        raise DatabaseError(f"{shown}: damaged snapshot ({mistyped} fact(s) with a source or "
+                            "time that is not text); memory unchanged")
+    errors: list[str] = []
+    count = 0
+
+    def fail(problem: str) -> None:
+        nonlocal count
+        count += 1
+        if len(errors) < MAX_REPORTED_ERRORS:
+            errors.append(f"{shown}: {problem}")
+
+    for table in ("entities", "relations"):
+        for rowid, name, key in one(f"SELECT id, name, key FROM {table}"):
+            if not isinstance(name, str) or not isinstance(key, str):
+                fail(f"{table} {rowid}: name is not text")
+            elif names.key(name) != key:
+                fail(f"{table} {rowid}: name {safety.printable(name)!r} does not match its "
+                     "key (damaged)")
+    rows = list(one(rows_sql))
+    if len(rows) != total:
+        fail(f"{total - len(rows)} of {total} facts name an entity or relation the file "
+             "lacks (damaged)")
+    checked: dict[str, str | None] = {}
+    for row in rows:
+        tid = row[0]
+        for what, name in zip(("subject", "relation", "object"), row[1:4], strict=True):
+            problem = checked.get(name, "")
+            if problem == "":
+                problem = checked[name] = names.name_problem(name)
+            if problem:
+                fail(f"fact {tid}: {what} {safety.printable(name)!r} {problem}")
+        source = row[4]
+        source_problem = names.source_problem(source)
+        if source_problem:
+            fail(f"fact {tid}: source {source_problem}")
+        for what, value in zip(("created_at", "updated_at"), row[5:7], strict=True):
+            if names.has_control(value):
+                fail(f"fact {tid}: {what} is not a single-line string")
+    if errors:
+        raise ImportFailed(errors, count)
+    return rows
