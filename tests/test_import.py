@@ -143,7 +143,7 @@ def test_bad_files_refused_clearly(store, tmp_path, content, message):
 
 def test_ten_megabyte_field_refused(store, tmp_path):
     path = write(tmp_path, "big.csv", "subject,relation,object\n" + "A,country," + "x" * 10_000_000)
-    with pytest.raises(ImportFailed, match=":2: field larger than field limit"):
+    with pytest.raises(ImportFailed, match=":2: line longer than 1024 KiB"):
         import_triples(store, path)
     assert store.count() == 0
 

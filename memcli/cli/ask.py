@@ -16,8 +16,9 @@ from memcli.cli.common import (
     NoAdapterOption,
     ThreadsOption,
 )
-from memcli.cli.output import json_line, note
+from memcli.cli.output import json_line, note, safe
 from memcli.errors import UsageError
+from memcli.store.safety import printable
 
 if TYPE_CHECKING:
     from memcli.runtime.events import WriteDone
@@ -55,14 +56,17 @@ def ask(
                 done = event
     if as_json or done is None:
         return
-    sys.stdout.write((done.text or "(no answer)") + "\n")
+    sys.stdout.write(printable(done.text or "(no answer)", keep_newlines=True) + "\n")
     facts = [fact for read in done.reads if isinstance(read, ReadDone) for fact in read.facts]
     if facts:
         sys.stdout.write("\nFacts read:\n")
         for fact in facts:
             sys.stdout.write(
-                f"  {fact.id}: {fact.subject} >> {fact.relation} >> {fact.object}"
-                f"  ({fact.source}, {fact.created_at[:10]})\n"
+                safe(
+                    f"  {fact.id}: {fact.subject} >> {fact.relation} >> {fact.object}"
+                    f"  ({fact.source}, {fact.created_at[:10]})"
+                )
+                + "\n"
             )
     elif not no_memory:
         note("(no facts were read from memory)")
@@ -98,7 +102,7 @@ def ingest(
     sentences = split_sentences(text)
     if not sentences:
         raise UsageError(f"{label}: no text to ingest")
-    name = "<stdin>" if file == "-" else file
+    name = "<stdin>" if file == "-" else safe(file)  # the facts' source names it
     stored = proposed = done = 0
     started = time.perf_counter()
     with TripleStore(db) as store:
@@ -148,7 +152,7 @@ def _print_write(event: WriteDone, line: int, as_json: bool) -> None:
         )
         return
     for t in event.triples:
-        sys.stdout.write(f"{line}: {t.subject} >> {t.relation} >> {t.object}\n")
+        sys.stdout.write(safe(f"{line}: {t.subject} >> {t.relation} >> {t.object}") + "\n")
 
 
 class _Progress:

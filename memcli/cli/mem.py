@@ -485,7 +485,7 @@ def restore(
     ] = False,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="Do not ask before replacing (needed without a terminal)."),
+        typer.Option("--yes", "-y", help="Do not ask before replacing (needed off a terminal)."),
     ] = False,
     allow_empty: Annotated[
         bool,

@@ -3,33 +3,70 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
+
+from memcli.store.safety import printable
+
+
+class _SafeConsole(Console):
+    """A console for data from memory: text is never read as Rich markup (a name such as
+    `[/]` is just a name), and strings are printed with control characters escaped."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        safe = (printable(o, keep_newlines=True) if isinstance(o, str) else o for o in objects)
+        super().print(*safe, **kwargs)
+
 
 # Rich honours NO_COLOR itself; soft_wrap keeps long data lines intact when piped.
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = _SafeConsole(soft_wrap=True, highlight=False, markup=False)
+err = _SafeConsole(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
 
 def error(message: str) -> None:
     """One line on stderr, prefixed so it is clear who is talking."""
     text = " ".join(message.split()) if "\n" in message else message
-    sys.stderr.write(f"memcli: error: {text}\n")
+    sys.stderr.write(f"memcli: error: {printable(text)}\n")
 
 
 def note(message: str) -> None:
-    """A message for the person, never data: stderr."""
-    sys.stderr.write(f"{message}\n")
+    """A message for the person, never data: stderr. Names and paths in it cannot drive
+    the terminal: control characters and escape sequences are shown escaped."""
+    sys.stderr.write(f"{printable(message, keep_newlines=True)}\n")
+
+
+def safe(text: object) -> str:
+    """Text from memory or from a user path, safe to write to a terminal as it is."""
+    return printable(str(text))
+
+
+def cell(text: object) -> Text:
+    """A table cell: escaped (see `safe`) and never read as Rich markup."""
+    return Text(printable(str(text)))
+
+
+_UNSAFE_IN_JSON = re.compile(
+    "[\x7f-\x9f\u2028\u2029\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def json_line(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    """One JSON object; characters that could drive a terminal (they can only be inside
+    strings) are written as \\u escapes, which JSON reads back as the same text."""
+    text = json.dumps(obj, ensure_ascii=False)
+    sys.stdout.write(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def print_table(table: Any) -> None:
     """A Rich table on stdout without the trailing padding Rich leaves on each line."""
+    for column in getattr(table, "columns", ()):
+        cells = getattr(column, "_cells", None)
+        if cells is not None:  # cells from memory: escaped, never markup
+            column._cells = [cell(c) if isinstance(c, str) else c for c in cells]
     with out.capture() as captured:
         out.print(table)
     text = "\n".join(line.rstrip() for line in captured.get().splitlines())

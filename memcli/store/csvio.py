@@ -174,14 +174,17 @@ class Lines:
             raw = self._handle.readline(self.limit + 1)
         except OSError as exc:
             self.close()
-            raise MemcliError(f"{safety.printable(self.label)}: cannot read: {exc.strerror}") from None
+            shown = safety.printable(self.label)
+            raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
         if not raw:
             self.close()
             return None
         self.number += 1
         self.bytes_read += len(raw)
         if len(raw) > self.limit and not raw.endswith(b"\n"):
-            raise self._fail(f"line longer than {self.limit // 1024} KiB; not a CSV or JSON lines file?")
+            raise self._fail(
+                f"line longer than {self.limit // 1024} KiB; not a CSV or JSON lines file?"
+            )
         if b"\x00" in raw:
             raise self._fail("binary data (NUL byte); expected text")
         try:
