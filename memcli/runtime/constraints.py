@@ -97,6 +97,13 @@ def word_spans(sentence: str) -> list[str]:
     return usable_names(s for s in spans if s.lower().split() and not _only_minor(s))
 
 
+def write_spans(sentence: str, entities: Sequence[str] = ()) -> list[str]:
+    """The names a write for `sentence` may use: its word spans, then the context
+    entities (usable ones that are not minor words alone)."""
+    extra = [e for e in usable_names(entities) if e.strip() and not _only_minor(e)]
+    return list(dict.fromkeys([*word_spans(sentence), *extra]))
+
+
 def _only_minor(span: str) -> bool:
     return all(w in _MINOR_WORDS for w in re.findall(r"\w+", span.lower()))
 
@@ -118,12 +125,18 @@ def read_grammar(entities: Sequence[str], relations: Sequence[str], head: str = 
     )
 
 
-def write_grammar(sentence: str, relations: Sequence[str], head: str = "") -> str:
-    """Lark grammar for `[head]` + the body of a write: 0-8 triples over word spans, `})`."""
+def write_grammar(
+    sentence: str, relations: Sequence[str], head: str = "", entities: Sequence[str] = ()
+) -> str:
+    """Lark grammar for `[head]` + the body of a write: 0-8 triples over word spans, `})`.
+
+    `entities` are *context entities*: names from the recent conversation that a triple
+    may use besides the sentence's spans ("She studied at …" may name the person "she"
+    refers to). Names that only minor words make up are left out."""
     relations = usable_names(relations)
     if not relations:
         raise GrammarError("cannot constrain a memory write: no relations are known")
-    spans = word_spans(sentence)
+    spans = write_spans(sentence, entities)
     head_lit = lark_literal(head) + " " if head else ""
     if not spans:
         return f'start: {head_lit}"}})"\n'
@@ -204,11 +217,15 @@ class ConstrainedDecoder:
             self._templates.move_to_end(key)
         return self._command("read", template.deep_copy(), head)
 
-    def start_write(self, sentence: str, relations: Sequence[str], *, head: str = "") -> Command:
-        """A write body (after `({MEM_WRITE-->`) whose entities are spans of `sentence`."""
-        matcher = self.compile(write_grammar(sentence, relations, head))
+    def start_write(
+        self, sentence: str, relations: Sequence[str], *, head: str = "",
+        entities: Sequence[str] = (),
+    ) -> Command:
+        """A write body (after `({MEM_WRITE-->`) whose entities are spans of `sentence`
+        (and the context `entities`, see `write_grammar`)."""
+        matcher = self.compile(write_grammar(sentence, relations, head, entities))
         cmd = self._command("write", matcher, head)
-        cmd.spans = sorted(s.encode() for s in word_spans(sentence))
+        cmd.spans = sorted(s.encode() for s in write_spans(sentence, entities))
         return cmd
 
     def compile(self, lark: str) -> LLMatcher:

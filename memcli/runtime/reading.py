@@ -1,0 +1,187 @@
+"""Reading by meaning: which fact in memory a question in everyday words is about.
+
+Departure from MemLLM (which lets the model write the whole read query and matches its
+relation to the store's by embedding similarity): memcli picks the query itself. When a
+question names entities in memory, their current facts (as subject and as object) are
+the candidates, and the relation is chosen by the embedding similarity of the question to
+each candidate's relation name (`embeddings.relation_text`), not by string equality. A
+candidate is taken only when its relation is about as close to the question as the
+closest of *all* known relations (within `margin`): "Where was Dana born?" is closest to
+`place of birth`, so Dana's `residence` is not read for it, and the answer is that
+memory has nothing about that. The read is then put in the text in MemLLM's own syntax
+(`({MEM_READ(Dana Whitfield>>residence>>)-->Oslo})`) and the model answers after it.
+
+`facts_by_meaning` is the same ranking for other front ends (the MCP server's search).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memcli.protocol import ReadQuery
+from memcli.runtime.embeddings import Embedder, relation_text, shared_embedder
+from memcli.store import names
+from memcli.store.core import Triple, TripleStore
+
+# Measured on the train split of recipes/chat_data.py (never on the dev set).
+MARGIN = 0.06
+MIN_SCORE = 0.2
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A fact chosen for a question, with how close its relation is to the question."""
+
+    fact: Triple
+    entity: str  # the entity the question names (the fact's subject or object)
+    score: float
+    best: float  # the closest any known relation came
+
+    @property
+    def query(self) -> ReadQuery:
+        if names.key(self.fact.subject) == names.key(self.entity):
+            return ReadQuery(self.fact.subject, self.fact.relation, None)
+        return ReadQuery(None, self.fact.relation, self.fact.object)
+
+    @property
+    def result(self) -> str:
+        if names.key(self.fact.subject) == names.key(self.entity):
+            return self.fact.object
+        return self.fact.subject
+
+
+def rank_relations(
+    question: str, relations: Sequence[str], embedder: Embedder | None = None
+) -> list[tuple[str, float]]:
+    """All `relations` by similarity of their names' meaning to `question`, best first."""
+    embedder = embedder or shared_embedder()
+    texts = [relation_text(r) for r in relations]
+    scores = embedder.similarity(question, texts, keep_others=True)
+    order = sorted(range(len(relations)), key=lambda i: -float(scores[i]))
+    return [(relations[i], float(scores[i])) for i in order]
+
+
+def _question_text(question: str, entity: str) -> str:
+    """The question with the entity's name replaced by "someone": the relation is what is
+    left to match (a name's own meaning only adds noise)."""
+    lowered = question.lower()
+    at = lowered.find(entity.lower())
+    if at < 0:
+        return question
+    return question[:at] + "someone" + question[at + len(entity):]
+
+
+def choose_facts(
+    store: TripleStore,
+    question: str,
+    entities: Sequence[str],
+    *,
+    embedder: Embedder | None = None,
+    margin: float = MARGIN,
+    min_score: float = MIN_SCORE,
+    limit: int = 1,
+) -> list[Choice]:
+    """The facts about `entities` that `question` asks for (best first, at most `limit`);
+    empty when none of their relations is close enough in meaning."""
+    embedder = embedder or shared_embedder()
+    relations = store.relation_names()
+    choices: list[Choice] = []
+    for entity in entities:
+        facts = store.facts_about(entity, limit=200)
+        if not facts:
+            continue
+        text = _question_text(question, entity)
+        ranked = dict(rank_relations(text, relations, embedder))
+        best = max(ranked.values()) if ranked else 0.0
+        for fact in facts:
+            score = ranked.get(fact.relation)
+            if score is None:
+                score = float(embedder.similarity(
+                    text, [relation_text(fact.relation)], keep_others=True)[0])
+            if score >= min_score and score >= best - margin:
+                choices.append(Choice(fact, entity, score, best))
+    choices.sort(key=lambda c: -c.score)
+    groups: dict[tuple[str, str], list[Choice]] = {}
+    for choice in choices:  # the best (entity, relation) first, all its objects together
+        key = (names.key(choice.entity), names.key(choice.fact.relation))
+        if key in groups or len(groups) < limit:
+            groups.setdefault(key, []).append(choice)
+    return [c for group in groups.values() for c in group]
+
+
+def facts_by_meaning(
+    store: TripleStore,
+    query: str,
+    *,
+    limit: int = 10,
+    embedder: Embedder | None = None,
+) -> list[tuple[Triple, float]]:
+    """Current facts matching `query` by meaning, best first, with their scores: the facts
+    of the entities it names (exact names, else the closest spelling), ranked by how
+    close their relation is to the rest of the query. For search front ends (MCP)."""
+    from memcli.store.matching import closest
+
+    embedder = embedder or shared_embedder()
+    entities = mentioned_entities(store, query)
+    if not entities:
+        near = closest(store.entity_names(), query, 80.0)
+        entities = [near] if near else []
+    scored: dict[int, tuple[Triple, float]] = {}
+    for entity in entities:
+        text = _question_text(query, entity)
+        facts = store.facts_about(entity, limit=200)
+        if not facts:
+            continue
+        relations = list(dict.fromkeys(f.relation for f in facts))
+        sims = dict(zip(relations, embedder.similarity(
+            text, [relation_text(r) for r in relations], keep_others=True), strict=True))
+        for fact in facts:
+            score = float(sims[fact.relation])
+            if fact.id not in scored or scored[fact.id][1] < score:
+                scored[fact.id] = (fact, score)
+    return sorted(scored.values(), key=lambda pair: -pair[1])[:limit]
+
+
+def mentioned_entities(store: TripleStore, text: str) -> list[str]:
+    """Entities in memory that `text` names: any run of up to 8 words, by key (possessive
+    "'s" dropped), and a single word that is the first word of exactly one multi-word
+    entity named by a current fact ("Dana" for "Dana Whitfield")."""
+    import re
+
+    words = [re.sub(r"['’]s$", "", w).rstrip(".'’") for w in re.findall(r"\w[\w'’.-]*", text)]
+    grams = {
+        names.key(" ".join(words[i:j]))
+        for i in range(len(words))
+        for j in range(i + 1, min(i + 8, len(words)) + 1)
+    }
+    grams.discard("")
+    found: list[str] = []
+    keys = list(grams)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = store.db.execute(
+            f"""SELECT e.name FROM entities e WHERE e.key IN ({marks}) AND EXISTS (
+                SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
+                AND (t.subject_id = e.id OR t.object_id = e.id))""",
+            chunk,
+        )
+        found += [row[0] for row in rows]
+    taken = {names.key(w) for f in found for w in f.split()}
+    capitalised = {w for w in words if w[:1].isupper() and names.key(w) not in taken}
+    for word in capitalised:
+        rows = store.db.execute(
+            """SELECT e.name FROM entities e WHERE e.key LIKE ? AND EXISTS (
+                SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
+                AND t.subject_id = e.id) LIMIT 2""",
+            (names.key(word).replace("%", "").replace("_", "") + " %",),
+        ).fetchall()
+        if len(rows) == 1:
+            found.append(rows[0][0])
+    # Longest names first where one contains another ("Aarhus Otters" over "Aarhus").
+    found = list(dict.fromkeys(found))
+    keep = [n for n in found if not any(
+        n != m and f" {names.key(n)} " in f" {names.key(m)} " for m in found)]
+    lowered = text.lower()
+    return sorted(keep, key=lambda n: (lowered.find(n.lower()) % (len(lowered) + 1)))
