@@ -41,7 +41,7 @@ app = typer.Typer(
 def _register() -> None:
     # Each command module imports only typer at load time; models, llama.cpp and the
     # store come in inside the commands, so `memcli mem` starts fast.
-    from memcli.cli import ask, chat, mem, models
+    from memcli.cli import ask, chat, mcp, mem, models
     from memcli.cli import eval as eval_cli
 
     app.command()(chat.chat)
@@ -50,6 +50,7 @@ def _register() -> None:
     app.add_typer(mem.app, name="mem")
     app.add_typer(eval_cli.app, name="eval")
     app.add_typer(models.app, name="models")
+    app.command()(mcp.mcp)
 
 
 _register()

@@ -1,0 +1,726 @@
+"""`memcli mcp`: the memory behind the Model Context Protocol, on the official `mcp` SDK
+(2.x, whose high-level server is `MCPServer`).
+
+Each tool call runs a plain function of `memcli.mcp.tools` on a small pool of worker
+threads, each with its own connection to the memory file (SQLite WAL: the CLI, the
+REPL and the server read and write it at once; writes wait for the lock, none is lost).
+A `MemcliError` becomes an MCP tool error carrying the CLI's one-line message; the
+server stays up. The model for `memory_ingest` is loaded on its first call, in a
+thread of its own. Logs go to `mcp.log` in MEMCLI_HOME and, from warnings up, to
+stderr: on stdio, stdout carries protocol messages only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import logging
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+from typing_extensions import NotRequired, TypedDict  # noqa: UP035 (pydantic, on 3.11)
+
+from memcli import paths
+from memcli.errors import MemcliError, UsageError
+from memcli.mcp import tools
+from memcli.mcp.options import check_bind
+from memcli.store.core import TripleStore
+
+log = logging.getLogger("memcli.mcp")
+
+SERVER_NAME = "memcli"
+LOG_FILENAME = "mcp.log"
+STORE_THREADS = 4
+HTTP_PATH = "/mcp"
+
+INSTRUCTIONS = """\
+memcli's memory: facts as (subject, relation, object) triples, each with a source and
+dates, shared with the person who keeps it (they see and can undo every change with
+`memcli mem log` / `memcli mem undo`). Read before you write: memory_search for free
+text, memory_facts for one entity. Relations are a fixed vocabulary (the resource
+memcli://relations lists them with their cardinality); single-valued ones keep one
+current object per subject, so adding a new one supersedes the old (kept as history).
+Every write is one batch that memory_undo can revert."""
+
+
+Limit = Annotated[int, Field(ge=1, le=tools.MAX_LIMIT, description="At most this many.")]
+
+
+# -- what the tools return (their output schemas) ---------------------------------------
+
+
+class Fact(TypedDict):
+    id: int
+    subject: str
+    relation: str
+    object: str
+    source: str
+    created_at: str
+    updated_at: str
+    batch_id: int
+    current: NotRequired[bool]
+    superseded_at: NotRequired[str | None]
+    superseded_by: NotRequired[int | None]
+
+
+class ScoredFact(Fact):
+    score: float
+
+
+class SearchResult(TypedDict):
+    query: str
+    facts: list[ScoredFact]
+
+
+class FactsResult(TypedDict):
+    entity: str
+    relation: str | None
+    facts: list[Fact]
+    note: NotRequired[str]
+
+
+class AddResult(TypedDict):
+    fact: Fact
+    created: bool
+    batch_id: int | None
+    superseded: list[Fact]
+
+
+class AddManyResult(TypedDict):
+    batch_id: int | None
+    created: list[Fact]
+    already_in_memory: int
+    superseded: list[Fact]
+
+
+class EditResult(TypedDict):
+    fact: Fact
+    batch_id: int
+
+
+class RemoveResult(TypedDict):
+    removed: list[Fact]
+    batch_id: int
+
+
+class ChangeEntry(TypedDict):
+    id: int
+    batch_id: int
+    op: str
+    triple_id: int
+    before: list[str] | None
+    after: list[str] | None
+    at: str
+
+
+class BatchEntry(TypedDict):
+    id: int
+    kind: str
+    description: str
+    created_at: str
+    undone_by: int | None
+    changes: int
+    details: list[ChangeEntry]
+
+
+class HistoryResult(TypedDict):
+    entity: str | None
+    batches: list[BatchEntry]
+
+
+class BatchInfo(TypedDict):
+    id: int
+    kind: str
+    description: str
+    created_at: str
+    undone_by: int | None
+    changes: int
+
+
+class UndoResult(TypedDict):
+    undone: BatchInfo
+    undo_batch_id: int | None
+
+
+class IngestResult(TypedDict):
+    sentences: int
+    proposed: int
+    stored: list[Fact]
+    batch_ids: list[int]
+    problems: list[str]
+
+
+class FactInput(TypedDict):
+    subject: Annotated[str, Field(description="Who or what the fact is about.")]
+    relation: Annotated[str, Field(description="A relation memory knows, e.g. 'country'.")]
+    object: Annotated[str, Field(description="The value.")]
+    source: NotRequired[Annotated[str, Field(description="Where this fact comes from.")]]
+
+
+# -- the server --------------------------------------------------------------------------
+
+
+@dataclass
+class ModelOptions:
+    """What `memory_ingest` loads on first use (the CLI's --model/--adapter/...)."""
+
+    model: str | None = None
+    adapter: str | None = None
+    no_adapter: bool = False
+    threads: int | None = None
+
+
+@dataclass
+class MemoryServer:
+    """The memory file, the worker threads that use it, and the MCP server over them."""
+
+    db: Path
+    read_only: bool = False
+    source: str | None = None
+    model: ModelOptions = field(default_factory=ModelOptions)
+
+    def __post_init__(self) -> None:
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="memcli-store")
+        self._engine_pool = ThreadPoolExecutor(1, thread_name_prefix="memcli-engine")
+        self._engine: Any = None
+        self._engine_store: TripleStore | None = None
+        # Open once here, so that a bad --db is refused before the server starts.
+        self._open_store().close()
+        self.mcp = self._build()
+
+    # -- stores and threads ---------------------------------------------------------------
+
+    def _open_store(self) -> TripleStore:
+        if self.read_only:
+            return TripleStore.open_readonly(self.db)
+        return TripleStore(self.db)
+
+    def store(self) -> TripleStore:
+        """This worker thread's connection to the memory file."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = self._open_store()
+        return store
+
+    def close(self) -> None:
+        """Close every connection in the thread that opened it (SQLite insists), then
+        stop the threads."""
+        together = threading.Barrier(STORE_THREADS)
+
+        def close_mine() -> None:
+            store = getattr(self._local, "store", None)
+            if store is not None:
+                store.close()
+                self._local.store = None
+            with contextlib.suppress(threading.BrokenBarrierError):
+                together.wait(timeout=5)  # one task per thread
+
+        for job in [self._pool.submit(close_mine) for _ in range(STORE_THREADS)]:
+            job.result()
+        if self._engine_store is not None:
+            self._engine_pool.submit(self._engine_store.close).result()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._engine_pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _in_pool(self, pool: ThreadPoolExecutor, call: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    async def run(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`fn(store, *args, **kwargs)` on a worker thread; a MemcliError comes back as
+        a tool error with the CLI's message."""
+        started = time.perf_counter()
+        try:
+            result = await self._in_pool(
+                self._pool, lambda: fn(self.store(), *args, **kwargs)
+            )
+        except MemcliError as exc:
+            log.info("%s refused in %.1f ms: %s", name, _ms(started), exc)
+            return _tool_error(str(exc))
+        log.info("%s done in %.1f ms", name, _ms(started))
+        return result
+
+    def actor(self, ctx: Context | None) -> str:
+        """'mcp <client name>', from the client's initialize clientInfo."""
+        name = _client_name(ctx)
+        return f"mcp {name}" if name else "mcp client"
+
+    def default_source(self, ctx: Context | None, given: str | None) -> str:
+        if given is not None and given.strip():
+            return given.strip()
+        return self.source or self.actor(ctx)
+
+    # -- the model for memory_ingest --------------------------------------------------------
+
+    def _load_engine(self) -> Any:
+        """The model engine, loaded on first use, in (and only used by) the engine thread."""
+        if self._engine is None:
+            from memcli.runtime.loader import load_engine
+
+            store = TripleStore(self.db)
+            try:
+                self._engine = load_engine(
+                    store,
+                    model=self.model.model,
+                    adapter=self.model.adapter,
+                    no_adapter=self.model.no_adapter,
+                    threads=self.model.threads,
+                    notify=log.info,
+                )
+            except BaseException:
+                store.close()
+                raise
+            self._engine_store = store
+            log.info("memory_ingest: model loaded")
+        return self._engine
+
+    async def ingest(self, text: str, source: str, actor: str) -> Any:
+        started = time.perf_counter()
+
+        def work() -> dict[str, Any]:
+            engine = self._load_engine()
+            assert self._engine_store is not None
+            return tools.ingest(engine, self._engine_store, text, source=source, actor=actor)
+
+        try:
+            result = await self._in_pool(self._engine_pool, work)
+        except MemcliError as exc:
+            log.info("memory_ingest refused in %.1f ms: %s", _ms(started), exc)
+            return _tool_error(str(exc))
+        log.info("memory_ingest done in %.1f ms", _ms(started))
+        return result
+
+    # -- the MCP surface --------------------------------------------------------------------
+
+    def _build(self) -> MCPServer:
+        server: MCPServer = MCPServer(
+            SERVER_NAME,
+            title="memcli memory",
+            instructions=INSTRUCTIONS,
+            version=_version(),
+            log_level="WARNING",
+        )
+        read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+        readers: list[Callable[..., Any]] = [
+            self.memory_search, self.memory_facts, self.memory_history
+        ]
+        for reader in readers:
+            server.add_tool(reader, annotations=read, structured_output=True)
+        if not self.read_only:
+            adds = ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+                open_world_hint=False,
+            )
+            changes = ToolAnnotations(
+                read_only_hint=False, destructive_hint=True, open_world_hint=False
+            )
+            writers: list[tuple[Callable[..., Any], ToolAnnotations]] = [
+                (self.memory_add, adds),
+                (self.memory_add_many, adds),
+                (self.memory_supersede, changes),
+                (self.memory_edit, changes),
+                (self.memory_remove, changes),
+                (self.memory_undo, changes),
+                (self.memory_ingest, ToolAnnotations(read_only_hint=False, open_world_hint=False)),
+            ]
+            for fn, hints in writers:
+                server.add_tool(fn, annotations=hints, structured_output=True)
+        self._add_resources(server)
+        return server
+
+    def _add_resources(self, server: MCPServer) -> None:
+        async def relations() -> str:
+            return await self._resource(lambda store: _json(tools.relations(store)))
+
+        async def stats() -> str:
+            return await self._resource(lambda store: _json(tools.stats(store)))
+
+        async def snapshot() -> str:
+            return await self._resource(_snapshot_jsonl)
+
+        server.resource(
+            "memcli://relations",
+            name="relations",
+            title="Relations",
+            description="Every relation memory knows: id, name, Wikidata id, how many "
+            "current facts use it, and its cardinality ('single': one current object "
+            "per subject, a new one supersedes the old; 'multi': objects accumulate).",
+            mime_type="application/json",
+        )(relations)
+        server.resource(
+            "memcli://stats",
+            name="stats",
+            title="Memory statistics",
+            description="How much memory holds (facts, entities, relations, batches), "
+            "its file and size.",
+            mime_type="application/json",
+        )(stats)
+        server.resource(
+            "memcli://snapshot",
+            name="snapshot",
+            title="Snapshot export",
+            description="The whole memory as JSON lines, one fact per line with ids, "
+            "names, sources and timestamps (what `memcli mem export` writes; "
+            "`memcli mem restore` reads it back).",
+            mime_type="application/x-ndjson",
+        )(snapshot)
+
+    async def _resource(self, fn: Callable[[TripleStore], str]) -> str:
+        try:
+            return await self._in_pool(self._pool, lambda: fn(self.store()))
+        except MemcliError as exc:
+            raise ResourceError(str(exc)) from None
+
+    # The tools. Their signatures are the JSON schemas clients see; their docstrings the
+    # descriptions.
+
+    async def memory_search(
+        self,
+        query: Annotated[
+            str, Field(description="Free text: names of people, places, things, relations.")
+        ],
+        limit: Limit = 10,
+    ) -> SearchResult:
+        """Find current facts for a piece of text, best first, with a score (0-100).
+        Names are matched as the memory's own reads match them: exactly (ignoring case
+        and spacing) where the text names an entity or relation, else approximately
+        (misspellings). Use memory_facts to list everything about one entity."""
+        return await self.run("memory_search", tools.search, query, limit)
+
+    async def memory_facts(
+        self,
+        entity: Annotated[str, Field(description="The entity, e.g. 'Marie Curie'.")],
+        relation: Annotated[
+            str | None, Field(description="Only facts with this relation, e.g. 'employer'.")
+        ] = None,
+        limit: Limit = 100,
+    ) -> FactsResult:
+        """The current facts of one entity, as subject or object, oldest first, each with
+        its id, source and dates. A misspelt name is matched to the closest entity (the
+        result's 'entity' and 'note' say so)."""
+        return await self.run("memory_facts", tools.facts, entity, relation, limit)
+
+    async def memory_history(
+        self,
+        entity: Annotated[
+            str | None,
+            Field(description="Only changes to facts naming this entity; omit for all."),
+        ] = None,
+        limit: Annotated[
+            int, Field(ge=1, le=tools.MAX_LIMIT, description="At most this many batches.")
+        ] = 20,
+    ) -> HistoryResult:
+        """The change log, newest batch first: who changed what and when (each batch's
+        kind, description, date, whether it was undone, and its changes: added,
+        edited, superseded, removed). Batch ids are what memory_undo takes."""
+        return await self.run("memory_history", tools.history, entity, limit)
+
+    async def memory_add(
+        self,
+        subject: Annotated[str, Field(description="Who or what the fact is about.")],
+        relation: Annotated[
+            str,
+            Field(description="A relation memory knows (see memcli://relations), e.g. 'country'."),
+        ],
+        object: Annotated[str, Field(description="The value, e.g. 'Switzerland'.")],
+        ctx: Context,
+        source: Annotated[
+            str | None,
+            Field(description="Where the fact comes from (default: 'mcp <your client name>')."),
+        ] = None,
+        new_relation: Annotated[
+            bool, Field(description="Accept a relation name memory does not know yet.")
+        ] = False,
+    ) -> AddResult:
+        """Add one fact (one batch, undoable). Validated as `memcli mem add` validates: an
+        unknown relation is refused with the closest known ones named; names may not
+        contain memory-command delimiters. A fact memory already holds changes nothing
+        (created: false). On a single-valued relation the new fact supersedes the
+        subject's current one (returned in 'superseded', kept as history)."""
+        return await self.run(
+            "memory_add",
+            tools.add,
+            subject,
+            relation,
+            object,
+            source=self.default_source(ctx, source),
+            actor=self.actor(ctx),
+            new_relation=new_relation,
+        )
+
+    async def memory_add_many(
+        self,
+        facts: Annotated[
+            list[FactInput], Field(min_length=1, description="The facts to add, in order.")
+        ],
+        ctx: Context,
+        source: Annotated[
+            str | None,
+            Field(description="Source for facts that give none (default: 'mcp <client>')."),
+        ] = None,
+        new_relation: Annotated[
+            bool, Field(description="Accept relation names memory does not know yet.")
+        ] = False,
+    ) -> AddManyResult:
+        """Add several facts as one batch (one memory_undo reverts them all). All or
+        nothing: one bad fact (named by its index) and memory is unchanged. Facts
+        already in memory are skipped and counted."""
+        return await self.run(
+            "memory_add_many",
+            tools.add_many,
+            [dict(f) for f in facts],
+            source=self.default_source(ctx, source),
+            actor=self.actor(ctx),
+            new_relation=new_relation,
+        )
+
+    async def memory_supersede(
+        self,
+        id: Annotated[int, Field(description="The fact that is no longer current.")],
+        object: Annotated[str, Field(description="The new value that replaces its object.")],
+        ctx: Context,
+        source: Annotated[
+            str | None, Field(description="Where the new value comes from.")
+        ] = None,
+    ) -> AddResult:
+        """Record that a fact changed: a new fact with the same subject and relation and
+        the new object becomes current; the old one is kept as history (not deleted).
+        Works for any relation ("she moved", "the CEO changed"). One batch, undoable."""
+        return await self.run(
+            "memory_supersede",
+            tools.supersede,
+            id,
+            object,
+            source=self.default_source(ctx, source),
+            actor=self.actor(ctx),
+        )
+
+    async def memory_edit(
+        self,
+        id: Annotated[int, Field(description="The fact to change.")],
+        ctx: Context,
+        subject: Annotated[str | None, Field(description="New subject.")] = None,
+        relation: Annotated[str | None, Field(description="New relation.")] = None,
+        object: Annotated[str | None, Field(description="New object.")] = None,
+        new_relation: Annotated[
+            bool, Field(description="Accept a relation name memory does not know yet.")
+        ] = False,
+    ) -> EditResult:
+        """Correct a fact in place (a typo, a wrong relation): its id stays. For a value
+        that changed over time use memory_supersede instead, which keeps the old one.
+        One batch, undoable."""
+        return await self.run(
+            "memory_edit",
+            tools.edit,
+            id,
+            subject,
+            relation,
+            object,
+            actor=self.actor(ctx),
+            new_relation=new_relation,
+        )
+
+    async def memory_remove(
+        self,
+        ids: Annotated[list[int], Field(min_length=1, description="The facts to remove.")],
+        ctx: Context,
+    ) -> RemoveResult:
+        """Remove facts by id, as one batch (memory_undo brings them back). An unknown id
+        removes nothing."""
+        return await self.run(
+            "memory_remove", tools.remove, ids, actor=self.actor(ctx)
+        )
+
+    async def memory_undo(
+        self,
+        batch: Annotated[
+            int | None,
+            Field(description="The batch to revert (from memory_history); default: the latest."),
+        ] = None,
+    ) -> UndoResult:
+        """Revert a batch of changes exactly, as `memcli mem undo` does: the latest batch
+        not yet undone, or the one given when no later batch changed the same facts."""
+        return await self.run("memory_undo", tools.undo, batch)
+
+    async def memory_ingest(
+        self,
+        text: Annotated[str, Field(description="Text stating facts, e.g. notes or a paragraph.")],
+        ctx: Context,
+        source: Annotated[
+            str | None, Field(description="Where the text comes from (default: 'mcp <client>').")
+        ] = None,
+    ) -> IngestResult:
+        """Have memcli's local model read the text sentence by sentence and store the
+        facts it states (as `memcli ingest`: constrained to spans of each sentence and
+        known relations; one batch per sentence). Returns what was stored. The model is
+        loaded on the first call (seconds), and a sentence takes about half a second."""
+        if not text.strip():
+            return _tool_error("the text is empty")
+        return await self.ingest(text, self.default_source(ctx, source), self.actor(ctx))
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _tool_error(message: str) -> Any:
+    """An MCP tool error (isError) whose text is the CLI's one-line message."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def _client_name(ctx: Context | None) -> str | None:
+    if ctx is None:
+        return None
+    try:
+        params = ctx.session.client_params
+    except (ValueError, AttributeError):
+        return None
+    info = params.client_info if params is not None else None
+    name = info.name.strip() if info is not None and info.name else ""
+    return " ".join(name.split())[:80] or None
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=1)
+
+
+def _snapshot_jsonl(store: TripleStore) -> str:
+    from memcli.store import snapshots
+
+    with tempfile.TemporaryDirectory(prefix="memcli-mcp-") as folder:
+        target = Path(folder) / "snapshot.jsonl"
+        snapshots.export(store, str(target), "jsonl")
+        return target.read_text("utf-8")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("memcli")
+    except PackageNotFoundError:
+        return ""
+
+
+def setup_logging() -> Path:
+    """INFO and up to mcp.log in MEMCLI_HOME, WARNING and up to stderr; never stdout."""
+    target = paths.home() / LOG_FILENAME
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(target, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_file.setLevel(logging.INFO)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(logging.Formatter("memcli mcp: %(levelname)s: %(message)s"))
+    to_stderr.setLevel(logging.WARNING)
+    root.addHandler(to_file)
+    root.addHandler(to_stderr)
+    root.setLevel(logging.INFO)
+    for noisy in ("httpx", "httpx2", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return target
+
+
+# -- transports ------------------------------------------------------------------------
+
+
+class BearerToken:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                reason = "missing" if not given else "wrong"
+                log.warning("refused an HTTP request with a %s token", reason)
+                body = (
+                    b'{"error": "unauthorized: this memcli mcp server needs '
+                    b'Authorization: Bearer <token>"}'
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="memcli"'),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def serve_stdio(server: MemoryServer) -> None:
+    import anyio
+
+    log.info("serving %s over stdio (read-only: %s)", server.db, server.read_only)
+    try:
+        anyio.run(server.mcp.run_stdio_async)
+    finally:
+        server.close()
+
+
+def serve_http(
+    server: MemoryServer,
+    host: str,
+    port: int,
+    token: str | None,
+    announce: Callable[[str], None],
+) -> None:
+    """Streamable HTTP on host:port (0: any free port); `announce` is told the URL."""
+    import anyio
+    import uvicorn
+
+    check_bind(host, token)
+    app: Any = server.mcp.streamable_http_app(host=host, streamable_http_path=HTTP_PATH)
+    if token:
+        app = BearerToken(app, token)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    config = uvicorn.Config(
+        app, log_config=None, log_level="warning", access_log=False, lifespan="on"
+    )
+    http = uvicorn.Server(config)
+    url = f"http://{shown}:{bound}{HTTP_PATH}"
+    log.info("serving %s over HTTP at %s (read-only: %s)", server.db, url, server.read_only)
+    announce(url)
+    try:
+        anyio.run(functools.partial(http.serve, sockets=[sock]))
+    finally:
+        sock.close()
+        server.close()
