@@ -17,7 +17,7 @@ from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memcli.errors import UsageError
+from memcli.errors import MemcliError, UsageError
 from memcli.store import names
 
 if TYPE_CHECKING:
@@ -154,6 +154,18 @@ def why(session: ChatSession, args: str) -> None:
     facts = last.facts_read
     if facts:
         session.view.facts(facts)
+        for fact in facts:
+            try:
+                chain = session.store.chain(fact.id)
+            except MemcliError:
+                continue
+            earlier = [t for t in chain if t.superseded_by == fact.id]
+            if earlier:
+                since = (earlier[-1].superseded_at or fact.created_at)[:16].replace("T", " ")
+                session.view.note(
+                    f"#{fact.id} current since {since}, replacing {earlier[-1].object} "
+                    f"(#{earlier[-1].id})"
+                )
     else:
         session.view.note("the last answer read nothing from memory")
     for read in last.reads:
@@ -281,7 +293,14 @@ def mem_(session: ChatSession, args: str) -> None:
 def export(session: ChatSession, args: str) -> None:
     if not args:
         raise UsageError("/export needs a file name (memory itself: /mem export -o FILE)")
-    path = Path(shlex.split(args)[0]).expanduser()
+    from memcli.store.safety import atomic_output, output_target, protected_files
+
+    try:
+        path = Path(shlex.split(args)[0]).expanduser()
+    except (ValueError, IndexError) as exc:
+        raise UsageError(f"/export {args}: {exc or 'no file name'}") from None
+    # Never onto the memory in use (or its -wal/-shm), never half written.
+    target = output_target(path, protected_files(session.store.path), what="export")
     conversation = session.conversation
     turns = [t for t in conversation.turns if t.status == "done"]
     if path.suffix in (".jsonl", ".json"):
@@ -289,10 +308,8 @@ def export(session: ChatSession, args: str) -> None:
         text = "\n".join(lines) + ("\n" if lines else "")
     else:
         text = _markdown(session, turns)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with atomic_output(target) as handle:
+        handle.write(text)
     session.view.note(f"exported {len(turns)} turn{'s' if len(turns) != 1 else ''} to {path}")
 
 

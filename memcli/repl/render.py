@@ -34,6 +34,7 @@ from memcli.runtime.events import (
 from memcli.runtime.events import (
     Text as TextEvent,
 )
+from memcli.store.safety import printable
 
 if TYPE_CHECKING:
     from memcli.repl.conversation import Proposal, TurnRecord
@@ -213,18 +214,20 @@ class TurnView:
 
     def note(self, message: str) -> None:
         self.stream.finish()
-        self.err_console.print(Text(message, NOTE_STYLE), soft_wrap=True, highlight=False)
+        self.err_console.print(Text(printable(message, keep_newlines=True), NOTE_STYLE),
+                               soft_wrap=True, highlight=False)
 
     def error(self, message: str) -> None:
         self.stream.finish()
-        self.err_console.print(Text(f"error: {message}", ERROR_STYLE), soft_wrap=False,
+        self.err_console.print(Text(f"error: {printable(message)}", ERROR_STYLE), soft_wrap=False,
                                highlight=False, overflow="fold")
 
     def text(self, message: str) -> None:
         """Plain output (command results) on the main console, as is."""
         self.stream.finish()
         if message:
-            self.console.print(Text(message.rstrip("\n")), soft_wrap=True, highlight=False)
+            text = printable(message.rstrip("\n"), keep_newlines=True)
+            self.console.print(Text(text), soft_wrap=True, highlight=False)
 
     def print(self, renderable: Any) -> None:
         self.stream.finish()
@@ -233,7 +236,7 @@ class TurnView:
     def proposal(self, proposal: Proposal, index: int, total: int) -> None:
         self.stream.finish()
         line = Text(f"  {index}/{total}  ")
-        line.append(proposal.line(), WRITE_STYLE)
+        line.append(proposal.shown(), WRITE_STYLE)
         self.err_console.print(line, soft_wrap=True, highlight=False)
 
     def stored(self, record: TurnRecord) -> None:
@@ -246,6 +249,11 @@ class TurnView:
             self.note("nothing new to store: memory already holds "
                       + ("it" if len(record.accepted) == 1 else "them"))
             return
+        new_ids = {t.id: t for t in record.stored}
+        for old in record.superseded:
+            new = new_ids.get(old.superseded_by or 0)
+            if new is not None:
+                self.note(f"updated {old.subject} >> {old.relation}: {old.object} → {new.object}")
         ids = ", ".join(f"#{t.id}" for t in record.stored)
         count = len(record.stored)
         self.note(f"stored {count} fact{'s' if count != 1 else ''} ({ids}); /undo reverts")
@@ -263,9 +271,9 @@ class TurnView:
         self.stream.finish()
         for t in triples:
             line = Text(f"#{t.id} ", NOTE_STYLE)
-            line.append(f"{t.subject} >> {t.relation} >> {t.object}")
+            line.append(printable(f"{t.subject} >> {t.relation} >> {t.object}"))
             self.console.print(line, highlight=False, overflow="fold")
             if with_source:
                 added = t.created_at[:16].replace("T", " ")
-                self.console.print(Text(f"   {t.source} · added {added}", NOTE_STYLE),
+                self.console.print(Text(printable(f"   {t.source} · added {added}"), NOTE_STYLE),
                                    highlight=False, overflow="fold")
