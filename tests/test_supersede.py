@@ -382,3 +382,14 @@ def test_cli_import_supersede_flag(tmp_path: Path) -> None:
     assert code != 0 and ":3: object:" in err and "Traceback" not in err
     code, _, err = run("mem", "import", "--supersede", str(csv_file))
     assert code == 0 and "superseded 1" in err
+
+
+def test_search_finds_current_facts_only(store: TripleStore) -> None:
+    from memcli.store.matching import search
+
+    store.add("Dana Whitfield", "residence", "Oslo")
+    store.add("Dana Whitfield", "residence", "Bergen")
+    names = {(m.kind, m.name): m.triples for m in search(store, "Oslo", limit=20)}
+    assert ("entity", "Oslo") not in names
+    hits = {(m.kind, m.name): m.triples for m in search(store, "Dana Whitfield")}
+    assert hits[("entity", "Dana Whitfield")] == 1

@@ -40,13 +40,18 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
     for kind, sql, count_sql in (
         (
             "entity",
-            "SELECT id, name FROM entities",
-            "SELECT count(*) FROM triples WHERE subject_id = ? OR object_id = ?",
+            # Entities that only superseded facts name are history: not found.
+            """SELECT id, name FROM entities e WHERE
+               EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id AND superseded_at IS NULL)
+               OR EXISTS (SELECT 1 FROM triples WHERE object_id = e.id AND superseded_at IS NULL)""",
+            """SELECT count(*) FROM triples WHERE (subject_id = ? OR object_id = ?)
+               AND superseded_at IS NULL""",
         ),
         (
             "relation",
             "SELECT id, name FROM relations",
-            "SELECT count(*) FROM triples WHERE relation_id = ? AND ? IS NOT NULL",
+            """SELECT count(*) FROM triples WHERE relation_id = ? AND ? IS NOT NULL
+               AND superseded_at IS NULL""",
         ),
     ):
         rows = store.db.execute(sql).fetchall()
