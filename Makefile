@@ -41,7 +41,7 @@ $(TRAIN_STAMP): pyproject.toml | $(STAMP)
 
 adapters: $(TRAIN_STAMP)
 	$(BIN)/python -m recipes.train --epochs 2 --minutes 78
-	$(BIN)/python -m recipes.export recipes/work/adapter models/smollm2-135m-memllm-lora.gguf
+	$(BIN)/python -m recipes.export recipes/work/adapter memcli/models/smollm2-135m-memllm-lora.gguf
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,3 +1,8 @@
 """memcli: a local language model with an explicit, editable memory of facts (MemLLM)."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the one place for the version is pyproject.toml; this reads the installed metadata
+    __version__ = version("memcli")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

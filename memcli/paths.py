@@ -1,5 +1,5 @@
 """Where memcli keeps its files: `MEMCLI_HOME` (tests point it at a temporary folder),
-else the platform's user data directory."""
+else the platform's user data directory; and where the files it ships are (`shipped`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,19 @@ import os
 from pathlib import Path
 
 DB_FILENAME = "memory.db"
+SHIPPED_PACKAGE = "memcli"
+SHIPPED_FOLDER = "models"
+
+
+def shipped(name: str) -> Path | None:
+    """A file memcli ships (the model registry, the memory adapter, the embedding model,
+    model cards): package data in `memcli/models/`, found through `importlib.resources`
+    so a checkout, an editable install and a wheel all find the same file. None when the
+    file is not there."""
+    from importlib.resources import files
+
+    resource = files(SHIPPED_PACKAGE) / SHIPPED_FOLDER / name
+    return Path(str(resource)) if resource.is_file() else None
 
 
 def home() -> Path:

@@ -12,7 +12,7 @@ transformers undoes that when it loads the GGUF. The adapter's output rows must 
 the base weights, so `lora_B` of q_proj / k_proj gets the same row permutation; `lora_A`
 acts on the input side and is unchanged.
 
-    python -m recipes.export recipes/work/adapter models/smollm2-135m-memllm-lora.gguf
+    python -m recipes.export recipes/work/adapter memcli/models/smollm2-135m-memllm-lora.gguf
 """
 
 from __future__ import annotations

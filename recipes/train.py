@@ -15,7 +15,7 @@ adapter is saved and training stops. The learning rate decays linearly with the 
 spent, so a budget-stopped run ends annealed.
 
     python -m recipes.train --minutes 75
-    python -m recipes.export recipes/work/adapter models/smollm2-135m-memllm-lora.gguf
+    python -m recipes.export recipes/work/adapter memcli/models/smollm2-135m-memllm-lora.gguf
 """
 
 from __future__ import annotations

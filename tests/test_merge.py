@@ -27,7 +27,7 @@ def files() -> tuple[Path, Path]:
     base = bundled_model_path()
     adapter = default_adapter(base)
     if adapter is None:
-        pytest.skip("no adapter shipped in models/")
+        pytest.skip("no adapter shipped in memcli/models/")
     return base, adapter
 
 

@@ -3,10 +3,11 @@
 
 MemLLM matches relations approximately with dense embeddings (Contriever) and
 thresholds; memcli does the same with all-MiniLM-L6-v2 (Apache-2.0), converted once to
-GGUF and shipped in `models/` (see `models/EMBEDDINGS.md`), run by llama.cpp in-process:
-no torch at run time, about 2 ms a short text on one core. Relation names are embedded
-once and kept in a small file in the cache folder (`MEMCLI_CACHE`; rebuilt when missing),
-since embedding the 96 DocRED names takes about a second on one core.
+GGUF and shipped in `memcli/models/` (see `memcli/models/EMBEDDINGS.md`), run by
+llama.cpp in-process: no torch at run time, about 2 ms a short text on one core.
+Relation names are embedded once and kept in a small file in the cache folder
+(`MEMCLI_CACHE`; rebuilt when missing), since embedding the 96 DocRED names takes about
+a second on one core.
 
 The model loads on first use (about 0.1 s; the REPL does it in its background warm-up).
 `llama_cpp` is imported only here, inside the functions that need it.
@@ -23,9 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from memcli import paths
 from memcli.errors import ModelError
 
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 EMBEDDING_MODEL = "all-minilm-l6-v2-q8_0.gguf"
 _CACHE_SIZE = 4096
 
@@ -33,12 +34,11 @@ Vectors = npt.NDArray[np.float32]
 
 
 def embedding_model_path() -> Path:
-    """The shipped embedding model (models/ in a checkout, memcli/data/ in a wheel)."""
-    for folder in (MODELS_DIR, Path(__file__).resolve().parent.parent / "data"):
-        candidate = folder / EMBEDDING_MODEL
-        if candidate.is_file():
-            return candidate
-    raise ModelError(f"the embedding model {EMBEDDING_MODEL} is missing from {MODELS_DIR}")
+    """The shipped embedding model (package data in memcli/models/)."""
+    path = paths.shipped(EMBEDDING_MODEL)
+    if path is None:
+        raise ModelError(f"the embedding model {EMBEDDING_MODEL} is missing from memcli/models/")
+    return path
 
 
 def relation_text(relation: str) -> str:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from memcli import paths
 from memcli.errors import ModelError
 from memcli.runtime.engine import EngineConfig, MemoryEngine
 from memcli.store.core import TripleStore
 
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 DEFAULT_ADAPTER = "smollm2-135m-memllm-lora.gguf"
 
 
@@ -25,11 +25,7 @@ def default_adapter(model_path: Path) -> Path | None:
         return None
     if model_path.resolve() != bundled.resolve():
         return None
-    for folder in (MODELS_DIR, Path(__file__).resolve().parent.parent / "data"):
-        candidate = folder / DEFAULT_ADAPTER
-        if candidate.is_file():
-            return candidate
-    return None
+    return paths.shipped(DEFAULT_ADAPTER)
 
 
 @dataclass(frozen=True)
