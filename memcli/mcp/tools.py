@@ -46,42 +46,51 @@ def _shown(triple: tuple[str, str, str]) -> str:
 def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[Triple, float]]:
     """Facts for free text, best first, with a score (0-100).
 
-    The matching the model's reads use (memcli.store.matching): names are found exactly
-    (case- and space-insensitive) as runs of words of the query, else approximately
-    (rapidfuzz); a fact scores by how well its entity matched, raised when its relation
-    is named too. This is the one place to plug in meaning-based matching.
+    Names are matched as the model's reads match them (memcli.store.matching.closest):
+    each run of up to 8 words of the query that names an entity or a relation exactly
+    (ignoring case and spacing) scores 100; runs of up to 4 words are otherwise matched
+    approximately (rapidfuzz ratio, the reads' thresholds). A fact scores by its
+    entity's match, raised when its relation is named too. This is the one function to
+    extend with meaning-based matching.
     """
-    from memcli.store.matching import search as fuzzy_search
+    from rapidfuzz import fuzz, process
 
-    text = query.strip()
-    entity_scores: dict[str, tuple[str, float]] = {}  # key -> (name, score)
-    relation_scores: dict[str, float] = {}
-
-    def note_entity(name: str, score: float) -> None:
-        key = names.key(name)
-        if score > entity_scores.get(key, ("", -1.0))[1]:
-            entity_scores[key] = (name, score)
-
-    words = _WORD.findall(text)
+    words = [w.rstrip(".,'’") for w in _WORD.findall(query)]
+    words = [w for w in words if w]
+    phrases: list[tuple[int, str]] = []
     for size in range(min(_MAX_PHRASE_WORDS, len(words)), 0, -1):
         for start in range(len(words) - size + 1):
-            phrase = " ".join(words[start : start + size])
-            for candidate in {phrase, phrase.rstrip(".,'’")}:
-                if candidate and store.entity_id(candidate) is not None:
-                    note_entity(candidate, 100.0)
-    if store.entity_id(text) is not None:
-        note_entity(text, 100.0)
-    relation_names = store.relation_names()
-    spaced = f" {names.key(' '.join(words))} "
-    for relation in relation_names:
-        if f" {names.key(relation)} " in spaced:
-            relation_scores[names.key(relation)] = 100.0
-    for match in fuzzy_search(store, text, limit=max(limit, 10), cutoff=60.0):
-        if match.kind == "entity":
-            note_entity(match.name, match.score)
-        else:
-            key = names.key(match.name)
-            relation_scores[key] = max(relation_scores.get(key, 0.0), match.score)
+            phrases.append((size, " ".join(words[start : start + size])))
+    if query.strip() and all(p != query.strip() for _, p in phrases):
+        phrases.insert(0, (len(words), query.strip()))
+
+    entity_scores: dict[str, tuple[str, float]] = {}  # key -> (name, score)
+    relation_scores: dict[str, tuple[str, float]] = {}
+
+    def note(table: dict[str, tuple[str, float]], name: str, score: float) -> None:
+        key = names.key(name)
+        if score > table.get(key, ("", -1.0))[1]:
+            table[key] = (name, score)
+
+    relation_by_key = {names.key(r): r for r in store.relation_names()}
+    entity_names, entity_keys = _entities(store)
+    for size, phrase in phrases:
+        key = names.key(phrase)
+        if key in relation_by_key:
+            note(relation_scores, relation_by_key[key], 100.0)
+        if store.entity_id(phrase) is not None:
+            note(entity_scores, phrase, 100.0)
+            continue
+        if size > 4 or len(key) < 4:
+            continue
+        hit = process.extractOne(key, entity_keys, scorer=fuzz.ratio, score_cutoff=ENTITY_THRESHOLD)
+        if hit is not None:
+            note(entity_scores, entity_names[hit[2]], float(hit[1]))
+        near = process.extractOne(
+            key, list(relation_by_key), scorer=fuzz.ratio, score_cutoff=RELATION_THRESHOLD
+        )
+        if near is not None:
+            note(relation_scores, relation_by_key[near[0]], float(near[1]))
 
     scored: dict[int, tuple[Triple, float]] = {}
 
@@ -89,17 +98,34 @@ def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[
         if score > scored.get(t.id, (t, -1.0))[1]:
             scored[t.id] = (t, score)
 
-    ranked_entities = sorted(entity_scores.values(), key=lambda item: -item[1])[:10]
-    for name, score in ranked_entities:
-        for t in store.facts_about(name, limit=max(limit * 5, 50)):
-            rel = relation_scores.get(names.key(t.relation), 0.0)
-            offer(t, score * (0.8 + 0.2 * rel / 100.0))
-    if not ranked_entities:
-        for key, score in sorted(relation_scores.items(), key=lambda item: -item[1])[:3]:
-            for t in store.find(relation=key, limit=limit):
-                offer(t, score * 0.5)
+    entities = sorted(entity_scores.values(), key=lambda item: -item[1])[:5]
+    relations = sorted(relation_scores.values(), key=lambda item: -item[1])[:3]
+    for name, score in entities:
+        for relation, rel_score in relations:
+            for t in store.facts_about(name, relation, limit=limit):
+                offer(t, score * (0.8 + 0.2 * rel_score / 100.0))
+        for t in store.facts_about(name, limit=limit):
+            offer(t, score * 0.8)
+    if not entities:
+        for relation, rel_score in relations:
+            for t in store.find(relation=relation, limit=limit):
+                offer(t, rel_score * 0.5)
     best = sorted(scored.values(), key=lambda item: (-item[1], item[0].id))
     return best[:limit]
+
+
+_ENTITY_CACHE: dict[str, tuple[int, list[str], list[str]]] = {}
+
+
+def _entities(store: TripleStore) -> tuple[list[str], list[str]]:
+    """The entity names and their keys, cached per memory file until memory changes."""
+    revision = store.revision()
+    cached = _ENTITY_CACHE.get(str(store.path))
+    if cached is None or cached[0] != revision:
+        found = store.entity_names()
+        cached = (revision, found, [names.key(n) for n in found])
+        _ENTITY_CACHE[str(store.path)] = cached
+    return cached[1], cached[2]
 
 
 def search(store: TripleStore, query: str, limit: int = 10) -> dict[str, Any]:
