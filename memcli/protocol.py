@@ -25,6 +25,7 @@ breaks are refused inside a call, so a runaway call ends at the end of its line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -73,6 +74,32 @@ def name_problem(name: str) -> str | None:
     if name.endswith("--"):
         return "ends with '--'"
     return None
+
+
+# A memory call in text a person typed or a file holds: from an opening `({` and a call
+# name up to its `})`, or up to the end of its line (calls never span lines).
+_CALL_IN_TEXT = re.compile(
+    r"\(\{\s*MEM_(?:READ|WRITE)[^\n]*?(?:\}\)|$)", re.IGNORECASE | re.MULTILINE
+)
+_BROKEN = ((OPEN, "( {"), (CLOSE, "} )"), (ARROW, "->"), (SEP, "> >"))
+
+
+def neutralize(text: str) -> str:
+    """User or file text as it may enter a prompt: every memory call in it is removed
+    (the model never sees a call it did not write, so nothing a person types or a file
+    holds is ever run as one), and the delimiters left are broken up: `({` becomes
+    `( {`, `})` `} )`, `-->` `->` and `>>` `> >`. Text without them is returned as it is."""
+    if not any(d in text for d in (OPEN, CLOSE, ARROW, SEP)) and "mem_" not in text.lower():
+        return text
+    text = _CALL_IN_TEXT.sub("", text)
+    changed = True
+    while changed:
+        changed = False
+        for delimiter, broken in _BROKEN:
+            if delimiter in text:
+                text = text.replace(delimiter, broken)
+                changed = True
+    return text
 
 
 def normalize(name: str) -> str:

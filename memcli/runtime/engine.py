@@ -377,6 +377,7 @@ class MemoryEngine:
     ) -> Iterator[Event]:
         """One `MEM_WRITE` call for `sentence` (with the preceding `context`); the triples
         are stored as one batch unless `dry_run`."""
+        sentence = protocol.neutralize(sentence)  # a call in the text is not a fact to copy
         backend = self.backend
         started = time.perf_counter()
         backend.stats.reset()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from memcli.protocol import ReadQuery, Triple, format_read, format_write
+from memcli.protocol import ReadQuery, Triple, format_read, format_write, neutralize
 
 ANSWER_SYSTEM = (
     "You are a helpful assistant with an explicit memory of facts. When you need a fact, "
@@ -69,14 +69,25 @@ def trim_context(context: str, max_chars: int = MAX_CONTEXT_CHARS) -> str:
 def answer_messages(
     history: list[dict[str, str]], *, few_shot: bool = True, memory: bool = True
 ) -> list[dict[str, str]]:
-    """System prompt, (examples), then the conversation so far."""
+    """System prompt, (examples), then the conversation so far. What the person wrote
+    reaches the model neutralised (`protocol.neutralize`): no memory call in it."""
+    history = [_neutral(message) for message in history]
     if not memory:
         return [{"role": "system", "content": "You are a helpful assistant."}, *history]
     shots = ANSWER_SHOTS if few_shot else []
     return [{"role": "system", "content": ANSWER_SYSTEM}, *shots, *history]
 
 
+def _neutral(message: dict[str, str]) -> dict[str, str]:
+    if message.get("role") != "user":
+        return message  # the model's own turns keep the calls it wrote
+    return {**message, "content": neutralize(message.get("content", ""))}
+
+
 def write_user_message(sentence: str, context: str = "") -> str:
+    """The text to write facts from, neutralised (`protocol.neutralize`): a memory call
+    in a file or a chat message is not a fact to store."""
+    sentence, context = neutralize(sentence), neutralize(context)
     context = trim_context(context)
     return f"Context: {context}\nSentence: {sentence}"
 

@@ -27,6 +27,7 @@ HISTORY = ("id", "superseded_at", "superseded_by")  # in CSV snapshots (`mem exp
 MAX_REPORTED_ERRORS = 20
 MAX_FIELD = 131_072  # csv's own default limit; names are at most 256 characters anyway
 MAX_LINE_BYTES = 1 << 20  # a line of CSV or JSON lines; a fact's line is at most ~20 KB
+MAX_TEXT_BYTES = 64 << 20  # a text to ingest (at ~10 sentences a second, weeks of work)
 
 Progress = Callable[[int, int], None]
 
@@ -72,19 +73,26 @@ class _Parsed:
     history: dict[int, tuple[int | None, str | None, int | None]] = field(default_factory=dict)
 
 
-def read_source(path: str) -> tuple[str, bytes]:
-    """The display name and raw bytes of FILE, or of stdin for `-`."""
-    if path == "-":
-        return "<stdin>", sys.stdin.buffer.read()
-    file = Path(path)
+def read_source(path: str, limit: int = MAX_TEXT_BYTES) -> tuple[str, bytes]:
+    """The display name and raw bytes of FILE, or of stdin for `-`; more than `limit`
+    bytes (`/dev/zero`, say) is a one-line error, not a full memory."""
+    shown = safety.printable(path)
     try:
-        return path, file.read_bytes()
+        if path == "-":
+            label, data = "<stdin>", sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as handle:
+                label, data = path, handle.read(limit + 1)
     except FileNotFoundError:
-        raise MemcliError(f"{path}: no such file") from None
+        raise MemcliError(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise MemcliError(f"{path}: is a directory") from None
+        raise MemcliError(f"{shown}: is a directory") from None
     except OSError as exc:
-        raise MemcliError(f"{path}: cannot read: {exc.strerror}") from None
+        raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+    if len(data) > limit:
+        raise MemcliError(f"{safety.printable(label)}: larger than {limit >> 20} MiB; "
+                          "split it into smaller files")
+    return label, data
 
 
 def decode(label: str, data: bytes) -> str:

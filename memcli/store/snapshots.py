@@ -212,6 +212,7 @@ def _read_sqlite(path: Path) -> list[Row]:
 def _read_jsonl(label: str, lines: csvio.Lines) -> list[Row]:
     rows: list[Row] = []
     errors: list[str] = []
+    seen_ids: dict[int, int] = {}
     count = 0
     for line in lines:
         number = lines.number
@@ -229,6 +230,10 @@ def _read_jsonl(label: str, lines: csvio.Lines) -> list[Row]:
         if problem is None:
             assert isinstance(obj, dict)
             problem = _row_problem(obj)
+        if problem is None and obj.get("id") is not None:
+            first = seen_ids.setdefault(obj["id"], number)
+            if first != number:  # a fact's id names one fact: the file was altered
+                problem = f"id: {obj['id']} is also the id on line {first}"
         if problem:
             count += 1
             if len(errors) < csvio.MAX_REPORTED_ERRORS:
