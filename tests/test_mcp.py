@@ -26,6 +26,7 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.types import CallToolResult, Implementation  # noqa: E402
 
 from memcli.store.core import TripleStore  # noqa: E402
+from tests.cli_helpers import run  # noqa: E402
 
 MEMCLI = str(Path(sys.executable).parent / "memcli")
 CLIENT_NAME = "pytest-agent"
@@ -481,13 +482,14 @@ def test_http_refuses_a_missing_or_wrong_token(http_server, token):
         http_session(http_server, token).close()
 
 
-def test_http_refuses_a_public_bind_without_a_token(home, db):
-    refused = cli(home, "mcp", "--http", "0.0.0.0:0", "--db", str(db))
-    assert refused.returncode == 2
+def test_http_refuses_a_public_bind_without_a_token(db):
+    refused = run("mcp", "--http", "0.0.0.0:0", "--db", str(db))
+    assert refused.exit_code == 2
     assert refused.stderr.startswith("memcli: error: refusing to listen on 0.0.0.0")
     assert refused.stderr.count("\n") == 1
-    assert cli(home, "mcp", "--http", "127.0.0.1:99999").returncode == 2
-    assert cli(home, "mcp", "--token", "x").returncode == 2
+    bad_port = run("mcp", "--http", "127.0.0.1:99999")
+    assert bad_port.exit_code == 2 and "expected [HOST:]PORT" in bad_port.stderr
+    assert run("mcp", "--token", "x").exit_code == 2
 
 
 # -- the model ------------------------------------------------------------------------
