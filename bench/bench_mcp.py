@@ -31,7 +31,7 @@ from bench.common import Row, generate_triples, percentile, row, speed_ratio, ve
 from memcli.store.core import TripleStore
 
 FACTS = 100_000
-CALLS = {False: 1000, True: 200}
+CALLS = {False: 1000, True: 100}
 HTTP_CLIENTS = 8
 P99_GOAL_MS = 10.0
 SEED = 20260115

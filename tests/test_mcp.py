@@ -389,6 +389,8 @@ def test_stdout_carries_only_protocol_messages(home, db):
     assert answers[2]["result"]["isError"] is True
     assert answers[3]["result"]["structuredContent"]["fact"]["source"] == "mcp raw-pipe"
     assert log_lines(db)[0]["description"] == "mcp raw-pipe: add Raw >> country >> Pipe"
+    logged = (home / "mcp.log").read_text()
+    assert "memory_add refused" in logged and "unknown relation 'nope'" in logged
 
 
 # -- read-only and HTTP -----------------------------------------------------------------
