@@ -241,6 +241,8 @@ def test_bad_arguments_are_tool_errors_with_the_cli_messages(stdio, db, home):
     assert stdio.error("memory_edit", id=999999, object="X") == "no triple with id 999999"
     assert stdio.error("memory_remove", ids=[999999]).startswith("no triple with id 999999")
     assert "unknown relation" in stdio.error("memory_facts", entity="X", relation="zzzqqq")
+    assert stdio.error("memory_ingest", text="   ") == "the text is empty"  # no model loaded
+    assert "at most 200,000" in stdio.error("memory_ingest", text="x" * 200_001)
     schema_error = stdio.call("memory_add", subject="only a subject")
     assert schema_error.is_error
     assert (facts_in(db), log_lines(db)) == before

@@ -295,6 +295,7 @@ class MemoryServer:
         started = time.perf_counter()
 
         def work() -> dict[str, Any]:
+            tools.check_ingest(text)
             engine = self._load_engine()
             assert self._engine_store is not None
             return tools.ingest(engine, self._engine_store, text, source=source, actor=actor)
@@ -577,8 +578,6 @@ class MemoryServer:
         facts it states (as `memcli ingest`: constrained to spans of each sentence and
         known relations; one batch per sentence). Returns what was stored. The model is
         loaded on the first call (seconds), and a sentence takes about half a second."""
-        if not text.strip():
-            return _tool_error("the text is empty")
         return await self.ingest(text, self.default_source(ctx, source), self.actor(ctx))
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from memcli.runtime.engine import MemoryEngine
 
 MAX_LIMIT = 1000
+MAX_INGEST_CHARS = 200_000
 _WORD = re.compile(r"\w[\w'’.&-]*", re.UNICODE)
 _MAX_PHRASE_WORDS = 8
 
@@ -344,6 +345,17 @@ def undo(store: TripleStore, batch_id: int | None = None) -> dict[str, Any]:
     return {"undone": reverted.as_dict(), "undo_batch_id": reverted.undone_by}
 
 
+def check_ingest(text: str) -> None:
+    """Refuse, before any model is loaded, a text memory_ingest will not read."""
+    if not text.strip():
+        raise UsageError("the text is empty")
+    if len(text) > MAX_INGEST_CHARS:
+        raise UsageError(
+            f"the text is {len(text):,} characters; memory_ingest reads at most "
+            f"{MAX_INGEST_CHARS:,} a call (about an hour of the model's time): split it"
+        )
+
+
 def ingest(
     engine: MemoryEngine, store: TripleStore, text: str, *, source: str, actor: str
 ) -> dict[str, Any]:
@@ -353,6 +365,7 @@ def ingest(
     from memcli.runtime.events import CallFailed, WriteDone
     from memcli.runtime.sentences import split_sentences
 
+    check_ingest(text)
     sentences = split_sentences(text)
     if not sentences:
         raise UsageError("no text to ingest")
