@@ -124,6 +124,7 @@ class Lines:
         self.limit = limit
         self.number = 0  # lines read so far
         self.bytes_read = 0
+        self.unterminated = False  # the last line read had no line end
         self.size: int | None = None
         self._pending: list[str] = []
         shown = safety.printable(path)
@@ -189,6 +190,7 @@ class Lines:
             return None
         self.number += 1
         self.bytes_read += len(raw)
+        self.unterminated = not raw.endswith((b"\n", b"\r"))
         if len(raw) > self.limit and not raw.endswith(b"\n"):
             raise self._fail(
                 f"line longer than {self.limit // 1024} KiB; not a CSV or JSON lines file?"

@@ -231,7 +231,7 @@ def identify_memory(path: Path, schema_version: int) -> int:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         finally:
             db.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
         raise DatabaseError(f"{shown}: cannot open memory: {exc}; file left untouched") from None
     if version > schema_version:
         raise DatabaseError(

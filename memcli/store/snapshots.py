@@ -200,8 +200,16 @@ def read_snapshot(path: str) -> list[Row]:
     label = safety.printable(lines.label)
     is_json = label.lower().endswith((".jsonl", ".json", ".ndjson"))
     if is_json or (not label.lower().endswith((".csv", ".tsv")) and first.lstrip()[:1] in "{["):
-        return _read_jsonl(label, lines)
-    return _read_csv(label, lines)
+        rows = _read_jsonl(label, lines)
+    else:
+        rows = _read_csv(label, lines)
+    if lines.unterminated:  # every export ends its last line: this file was cut short
+        raise ImportFailed(
+            [f"{label}:{lines.number}: the last line has no line end; the snapshot looks cut "
+             "short (if it is complete, end it with a newline)"],
+            1,
+        )
+    return rows
 
 
 def _read_sqlite(path: Path) -> list[Row]:
@@ -259,6 +267,9 @@ def _read_jsonl(label: str, lines: csvio.Lines) -> list[Row]:
 
 
 def _row_problem(obj: dict) -> str | None:
+    unknown = [f for f in obj if f not in _FIELDS]
+    if unknown:  # a damaged or foreign line: a renamed "id" would silently renumber facts
+        return f"{safety.printable(str(unknown[0]))!r}: not a field of a memcli snapshot"
     for field in ("subject", "relation", "object"):
         value = obj.get(field)
         if not isinstance(value, str):
@@ -281,7 +292,7 @@ def _row_problem(obj: dict) -> str | None:
     return None
 
 
-def _read_csv(label: str, text: str) -> list[Row]:
+def _read_csv(label: str, text: csvio.Lines) -> list[Row]:
     parsed = csvio.parse(None, label, text, new_relation=True, history=True)
     if parsed.error_count:
         raise ImportFailed(parsed.errors, parsed.error_count)

@@ -34,7 +34,7 @@ def read_sqlite(path: Path, rows_sql: str, now: str) -> list[tuple]:
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise _corrupt(shown, exc) from None
         if version > SCHEMA_VERSION:
             raise DatabaseError(
@@ -49,18 +49,19 @@ def read_sqlite(path: Path, rows_sql: str, now: str) -> list[tuple]:
             db = _upgraded_copy(db, shown, now)
         _schema(db, shown)
         return _verified_rows(db, shown, rows_sql)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # text that is not UTF-8: damaged
         raise _corrupt(shown, exc) from None
     finally:
         db.close()
 
 
 def _corrupt(shown: str, exc: Exception) -> DatabaseError:
-    return DatabaseError(f"{shown}: damaged snapshot ({exc}); memory unchanged")
+    return DatabaseError(f"{shown}: damaged snapshot ({' '.join(str(exc).split())}); "
+                         "memory unchanged")
 
 
 def _integrity(db: sqlite3.Connection, shown: str) -> None:
-    problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+    problems = [" ".join(str(row[0]).split()) for row in db.execute("PRAGMA integrity_check(5)")]
     if problems != ["ok"]:
         raise DatabaseError(
             f"{shown}: damaged snapshot (SQLite integrity check: {problems[0]}"
