@@ -483,6 +483,90 @@ def resolve_model(spec: str | None = None) -> Path:
     raise ModelError(f"unknown model {spec!r}; see `memcli models list` (or pass --model PATH)")
 
 
+@dataclass(frozen=True)
+class EngineSpec:
+    """Which engine runs the model: "local" (`model` is a file or registry name, None
+    for the default) or "openai" (`url` is an OpenAI-compatible server, `model` the name
+    it serves the model under, None for the only one it serves)."""
+
+    kind: str
+    url: str | None = None
+    model: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "local":
+            return "in-process"
+        return f"{self.url}" + (f" ({self.model})" if self.model else "")
+
+
+ENGINE_ENV = "MEMCLI_ENGINE"
+_LOCAL_NAMES = frozenset({"local", "in-process", "llama.cpp"})
+
+
+def configured_engine() -> tuple[str | None, str | None]:
+    """The `engine` and `engine_model` keys of config.json (`memcli models use --engine`)."""
+    config = _read_config()
+    engine, model = config.get("engine"), config.get("engine_model")
+    return (engine if isinstance(engine, str) and engine else None,
+            model if isinstance(model, str) and model else None)
+
+
+def configured_engine_settings() -> dict[str, str]:
+    """The saved engine's `template`, `tokenizer` and `constraint` (those set)."""
+    value = _read_config().get("engine_settings")
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, str) and v}
+
+
+def parse_engine_url(url: str) -> str:
+    """`url` checked as a server's base address; `/v1` at its end is dropped."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = valid and (parts.port is None or parts.port > 0)  # parsing the port checks it
+    except ValueError as exc:
+        raise UsageError(f"engine {url!r}: not a valid URL ({exc})") from None
+    if not valid:
+        raise UsageError(
+            f"engine {url!r}: give the server's address, like http://127.0.0.1:8080 "
+            "(or `local` for the in-process model)"
+        )
+    text = text.rstrip("/")
+    return text.removesuffix("/v1")
+
+
+def resolve_engine(engine: str | None = None, model: str | None = None) -> EngineSpec:
+    """`--engine` (a server URL, or `local`), else MEMCLI_ENGINE, else the saved engine,
+    else the in-process model. With a saved engine its model name applies unless
+    `model` is given. Reads no model file and touches no network."""
+    saved_model: str | None = None
+    if engine is None:
+        engine = os.environ.get(ENGINE_ENV) or None
+    if engine is None:
+        engine, saved_model = configured_engine()
+    if engine is None or engine.strip().lower() in _LOCAL_NAMES:
+        return EngineSpec("local", None, model)
+    return EngineSpec("openai", parse_engine_url(engine), model or saved_model)
+
+
+def set_engine(url: str | None, model: str | None = None, **settings: str | None) -> str:
+    """Save a server (the model name to ask it for, and `template`, `tokenizer`,
+    `constraint` settings) as the default engine; None or `local` goes back to the
+    in-process model. Returns what was stored."""
+    if url is None or url.strip().lower() in _LOCAL_NAMES:
+        _write_config({"engine": None, "engine_model": None, "engine_settings": None})
+        return "local"
+    base = parse_engine_url(url)
+    kept = {k: v for k, v in settings.items() if v}
+    _write_config({"engine": base, "engine_model": model, "engine_settings": kept or None})
+    return base + (f" (model {model})" if model else "")
+
+
 # -------------------------------------------------------------------- downloading
 
 

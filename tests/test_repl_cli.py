@@ -81,8 +81,8 @@ def test_options_reach_the_model_loader_and_no_memory_is_honoured(fake_model):
     result = run("chat", "--no-memory", "-m", "some.gguf", "--threads", "2",
                  "-e", "Lake Geneva is in France.")
     assert result.exit_code == 0, result.output
-    assert made["options"] == {"model": "some.gguf", "adapter": None, "no_adapter": False,
-                               "threads": 2}
+    assert made["options"] == {"engine": None, "model": "some.gguf", "adapter": None,
+                               "no_adapter": False, "threads": 2}
     assert "MEM_WRITE" not in result.stdout
 
 

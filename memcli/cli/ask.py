@@ -11,13 +11,14 @@ import typer
 from memcli.cli.common import (
     AdapterOption,
     DbOption,
+    EngineOption,
     JsonOption,
     ModelOption,
     NoAdapterOption,
     ThreadsOption,
 )
 from memcli.cli.output import json_line, note, safe
-from memcli.errors import UsageError
+from memcli.errors import MemcliError, UsageError
 from memcli.store.safety import printable
 
 if TYPE_CHECKING:
@@ -33,27 +34,32 @@ def ask(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one question with memory; prints the answer and the facts it read."""
     from memcli.runtime.events import Done, ReadDone, event_json
-    from memcli.runtime.loader import load_engine
+    from memcli.runtime.loader import open_engine
     from memcli.store.core import TripleStore
 
     if not question.strip():
         raise UsageError("the question is empty")
     with TripleStore(db) as store:
-        engine = load_engine(
-            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads,
-            notify=note,
+        engine = open_engine(
+            store, engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
+            threads=threads, notify=note,
         )
         done: Done | None = None
-        for event in engine.answer([{"role": "user", "content": question}], memory=not no_memory):
-            if as_json:
-                json_line(event_json(event))
-            if isinstance(event, Done):
-                done = event
+        try:
+            history = [{"role": "user", "content": question}]
+            for event in engine.answer(history, memory=not no_memory):
+                if as_json:
+                    json_line(event_json(event))
+                if isinstance(event, Done):
+                    done = event
+        finally:
+            engine.close()
     if as_json or done is None:
         return
     sys.stdout.write(printable(done.text or "(no answer)", keep_newlines=True) + "\n")
@@ -81,6 +87,7 @@ def ingest(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -92,7 +99,7 @@ def ingest(
     written.
     """
     from memcli.runtime.events import CallFailed, WriteDone
-    from memcli.runtime.loader import load_engine
+    from memcli.runtime.loader import open_engine
     from memcli.runtime.sentences import split_sentences
     from memcli.store.core import TripleStore
     from memcli.store.csvio import decode, read_source
@@ -106,9 +113,9 @@ def ingest(
     stored = proposed = done = 0
     started = time.perf_counter()
     with TripleStore(db) as store:
-        engine = load_engine(
-            store, model=model, adapter=adapter, no_adapter=no_adapter, threads=threads,
-            notify=note,
+        engine = open_engine(
+            store, engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
+            threads=threads, notify=note,
         )
         progress = _Progress(len(sentences))
         context: list[str] = []
@@ -131,6 +138,12 @@ def ingest(
             progress.close()
             note(f"interrupted after {done} of {len(sentences)} sentences; their facts are kept")
             raise typer.Exit(130) from None
+        except MemcliError:  # the server went away, say: what is stored stays
+            progress.close()
+            note(f"stopped after {done} of {len(sentences)} sentences; their facts are kept")
+            raise
+        finally:
+            engine.close()
         progress.close()
     rate = done / max(time.perf_counter() - started, 1e-9)
     verb = "would store" if dry_run else "stored"

@@ -9,6 +9,7 @@ import typer
 from memcli.cli.common import (
     AdapterOption,
     DbOption,
+    EngineOption,
     ModelOption,
     NoAdapterOption,
     ThreadsOption,
@@ -36,6 +37,7 @@ def chat(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     db: DbOption = None,
 ) -> None:
     """Chat with the model. It reads memory to answer and writes the facts you state
@@ -46,6 +48,7 @@ def chat(
     """
     import contextlib
 
+    from memcli.catalog import resolve_engine
     from memcli.cli.output import note
     from memcli.errors import MemcliError
     from memcli.repl.session import ChatOptions, run_chat
@@ -54,9 +57,11 @@ def chat(
     # Fold the adapter in now, in the foreground, when it has not been yet (once). A
     # problem with the files is left for the REPL to report, as it does for any load.
     with contextlib.suppress(MemcliError):
-        resolve_files(model, adapter, no_adapter, notify=note)
+        if resolve_engine(engine_url, model).kind == "local":
+            resolve_files(model, adapter, no_adapter, notify=note)
     code = run_chat(ChatOptions(
-        model=model, adapter=adapter, no_adapter=no_adapter, threads=threads, db=db,
+        engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
+        threads=threads, db=db,
         hide_calls=hide_calls, approve=approve, memory=not no_memory,
         execute=list(execute or []),
     ))

@@ -48,3 +48,16 @@ ThreadsOption = Annotated[
         show_default=False,
     ),
 ]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        metavar="URL",
+        envvar="MEMCLI_ENGINE",
+        help="An OpenAI-compatible inference server (llama-server, vLLM, SGLang, "
+        "llama-cpp-python) to run the model on, e.g. http://127.0.0.1:8080; `local` for "
+        "in-process. Default: MEMCLI_ENGINE, else the one saved by `memcli models use "
+        "--engine`, else in-process. With it, --model is the server's model name.",
+        show_default=False,
+    ),
+]

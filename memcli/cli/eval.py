@@ -16,11 +16,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from memcli.cli.common import AdapterOption, ModelOption, NoAdapterOption, ThreadsOption
+from memcli.cli.common import (
+    AdapterOption,
+    EngineOption,
+    ModelOption,
+    NoAdapterOption,
+    ThreadsOption,
+)
 
 if TYPE_CHECKING:
     from memcli.evaluation.data import Document
-    from memcli.runtime.engine import EngineConfig, MemoryEngine
+    from memcli.runtime.engine import EngineConfig
+    from memcli.runtime.engine_api import Engine
     from memcli.store.core import TripleStore
 
 app = typer.Typer(
@@ -51,18 +58,18 @@ ReportOption = Annotated[
 ]
 
 
-def _load_engine(store: TripleStore, config: EngineConfig, **options: Any) -> MemoryEngine:
+def _load_engine(store: TripleStore, config: EngineConfig, **options: Any) -> Engine:
     """The model under test (tests replace this with a scripted fake)."""
     from memcli.cli.output import note
-    from memcli.runtime.loader import load_engine
+    from memcli.runtime.loader import open_engine
 
-    return load_engine(store, config=config, notify=note, **options)
+    return open_engine(store, config=config, notify=note, **options)
 
 
 @contextmanager
 def _session(
     data: Path | None, docs: str | None, config: EngineConfig, options: dict
-) -> Iterator[tuple[list[Document], MemoryEngine]]:
+) -> Iterator[tuple[list[Document], Engine]]:
     """The chosen documents, and an engine on a fresh temporary memory."""
     from memcli.evaluation.data import load_documents, resolve_data
     from memcli.store.core import TripleStore
@@ -76,25 +83,24 @@ def _session(
         try:
             yield documents, engine
         finally:
-            close = getattr(engine.backend, "close", None)
-            if close is not None:
-                close()
+            engine.close()
 
 
-def _settings(data: Path | None, docs: str | None, engine: MemoryEngine, options: dict) -> dict:
+def _settings(data: Path | None, docs: str | None, engine: Engine, options: dict) -> dict:
     from dataclasses import asdict
 
     from memcli.evaluation.data import resolve_data
 
-    model = getattr(engine.backend, "model_path", None)
+    info = engine.describe()
     return {
         "data": str(resolve_data(data)),
         "docs": docs,
-        "model": str(model) if model is not None else options.get("model"),
+        "model": info.get("file") or info.get("model") or options.get("model"),
         "adapter": options.get("adapter"),
         "no_adapter": options.get("no_adapter"),
-        "threads": getattr(engine.backend, "threads", options.get("threads")),
+        "threads": info.get("threads", options.get("threads")),
         "engine": asdict(engine.config),
+        "runs on": info.get("url") or "in-process",
     }
 
 
@@ -173,6 +179,7 @@ def write(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     as_json: ReportOption = False,
 ) -> None:
     """Score write calls against the labelled triples (precision, recall, F1).
@@ -183,7 +190,8 @@ def write(
     """
     from memcli.evaluation.write import evaluate_write, sentence_count
 
-    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    options = {"engine": engine_url, "model": model, "adapter": adapter,
+               "no_adapter": no_adapter, "threads": threads}
     with _session(data, docs, _config(), options) as (documents, engine):
         report = _run("writing", sentence_count(documents),
                       lambda progress: evaluate_write(engine, documents, progress=progress))
@@ -208,6 +216,7 @@ def qa(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     as_json: ReportOption = False,
 ) -> None:
     """Answer questions from memory holding the labelled triples.
@@ -218,7 +227,8 @@ def qa(
     """
     from memcli.evaluation.qa import build_questions, evaluate_qa
 
-    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    options = {"engine": engine_url, "model": model, "adapter": adapter,
+               "no_adapter": no_adapter, "threads": threads}
     with _session(data, docs, _config(max_tokens), options) as (documents, engine):
         total = len(build_questions(documents))
         asked = min(total, max_questions) if max_questions else total
@@ -237,6 +247,7 @@ def ppl(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     as_json: ReportOption = False,
 ) -> None:
     """Perplexity on target entities, with and without memory (MemLLM's metric).
@@ -245,10 +256,15 @@ def ppl(
     read there. Targets: first mentions of entities that are the object of a labelled
     triple whose subject was mentioned earlier.
     """
+    from memcli.errors import UsageError
     from memcli.evaluation.ppl import evaluate_ppl
+    from memcli.runtime.engine_api import no_logprobs_message
 
-    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    options = {"engine": engine_url, "model": model, "adapter": adapter,
+               "no_adapter": no_adapter, "threads": threads}
     with _session(data, docs, _config(), options) as (documents, engine):
+        if not engine.capabilities().logprobs:
+            raise UsageError(no_logprobs_message(engine))
         report = _run("scoring", len(documents),
                       lambda progress: evaluate_ppl(engine, documents, progress=progress))
         settings = _settings(data, docs, engine, options)

@@ -13,7 +13,8 @@ from memcli.cli.output import json_line, note, out
 from memcli.errors import UsageError
 
 app = typer.Typer(
-    help="Choose the local model: list the curated ones, download, set the default, inspect.",
+    help="Choose the model: list the curated ones, download, set the default (a local file "
+    "or an inference server), inspect.",
     no_args_is_help=True,
 )
 
@@ -86,9 +87,48 @@ def pull(
 
 @app.command()
 def use(
-    model: Annotated[str, typer.Argument(help="A model name, or the path of a .gguf file.")],
+    model: Annotated[
+        str | None,
+        typer.Argument(help="A model name or .gguf path; with --engine, the server's name "
+                       "for the model (default: the only one it serves).", show_default=False),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", metavar="URL",
+                     help="Save an OpenAI-compatible server as the default engine (`local` "
+                     "goes back to in-process).", show_default=False),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", help="With --engine: the chat template to apply (a GGUF "
+                     "file, a Jinja file or `chatml`), when the server does not say.",
+                     show_default=False),
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option("--tokenizer", metavar="GGUF",
+                     help="With --engine: the served model's GGUF file here (its vocabulary, "
+                     "for client-side masks).", show_default=False),
+    ] = None,
+    constraint: Annotated[
+        str | None,
+        typer.Option("--constraint", help="With --engine: gbnf, llguidance or logit_bias "
+                     "(default: found at connect time).", show_default=False),
+    ] = None,
 ) -> None:
-    """Make a model the default for `ask`, `chat` and the REPL (stored in config.json)."""
+    """Make a model the default for `ask`, `chat` and the REPL (stored in config.json),
+    or with --engine a server and the model name to ask it for."""
+    if engine is not None:
+        if constraint is not None and constraint not in ("gbnf", "llguidance", "logit_bias"):
+            raise UsageError(f"--constraint {constraint!r}: use gbnf, llguidance or logit_bias")
+        stored = catalog.set_engine(engine, model, template=template, tokenizer=tokenizer,
+                                    constraint=constraint)
+        note(f"default engine: {stored}")
+        return
+    if template or tokenizer or constraint:
+        raise UsageError("--template, --tokenizer and --constraint go with --engine URL")
+    if model is None:
+        raise UsageError("give a model name or path (or --engine URL)")
     stored = catalog.set_default(model)
     note(f"default model: {stored}")
 
@@ -98,9 +138,20 @@ def info(
     model: Annotated[
         str | None, typer.Argument(help="A model name or .gguf path (default: the default model).")
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", metavar="URL", envvar="MEMCLI_ENGINE",
+                     help="Connect to this server and show what it can do (the capability "
+                     "check memcli makes at connect time).", show_default=False),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show what a model file says about itself, read from its GGUF header only."""
+    """Show what a model file says about itself, read from its GGUF header only; with
+    --engine, what a server serves and how memcli keeps memory calls well formed there."""
+    spec = catalog.resolve_engine(engine, model) if engine else None
+    if spec is not None and spec.kind != "local":
+        _engine_info(spec, as_json)
+        return
     path = catalog.resolve_model(model)
     gguf = catalog.read_gguf_info(path)
     entry = next((r.entry for r in catalog.list_models() if r.entry and r.path == path), None)
@@ -124,6 +175,28 @@ def info(
     ]
     if entry:
         rows += [("source", f"{entry.repo} @ {entry.revision}"), ("licence", entry.licence or "")]
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+def _engine_info(spec: catalog.EngineSpec, as_json: bool) -> None:
+    from memcli.runtime.loader import open_engine
+
+    engine = open_engine(None, engine=spec.url, model=spec.model)
+    try:
+        data = engine.describe()
+        caps = engine.capabilities()
+    finally:
+        engine.close()
+    if as_json:
+        json_line({**data, "capabilities": caps.as_dict()})
+        return
+    rows = [(k, str(v)) for k, v in data.items()]
+    rows.append(("eval ppl", "yes" if caps.logprobs else "no (needs every token's logits)"))
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")

@@ -37,7 +37,7 @@ from time import perf_counter
 import numpy as np
 
 from memcli import protocol
-from memcli.errors import MemcliError
+from memcli.errors import MemcliError, ModelError
 from memcli.evaluation.data import Document, Entity
 from memcli.evaluation.metrics import perplexity, ratio
 from memcli.evaluation.qa import fill_memory
@@ -45,6 +45,7 @@ from memcli.evaluation.scorer import TokenScorer
 from memcli.protocol import ReadQuery
 from memcli.runtime.backend import sync
 from memcli.runtime.engine import MemoryEngine
+from memcli.runtime.engine_api import Engine, no_logprobs_message
 from memcli.store import names
 
 Progress = Callable[[int], None]
@@ -334,13 +335,16 @@ class PerplexityRun:
 
 
 def evaluate_ppl(
-    engine: MemoryEngine,
+    engine: Engine,
     docs: Sequence[Document],
     *,
     progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
 ) -> PplReport:
-    """Perplexity of `docs` under the three conditions; `engine.store` must be empty."""
+    """Perplexity of `docs` under the three conditions; `engine.store` must be empty.
+    Needs an engine that scores tokens (`capabilities().logprobs`): an in-process one."""
+    if not isinstance(engine, MemoryEngine) or not engine.capabilities().logprobs:
+        raise ModelError(no_logprobs_message(engine))
     assert engine.store is not None
     clock = clock or perf_counter
     triples = fill_memory(engine.store, docs)

@@ -30,7 +30,7 @@ from time import perf_counter
 
 from memcli.evaluation.data import Document
 from memcli.evaluation.metrics import contains_any, ratio
-from memcli.runtime.engine import MemoryEngine
+from memcli.runtime.engine_api import Engine
 from memcli.runtime.events import Done, ReadDone
 from memcli.store import names
 from memcli.store.core import TripleStore
@@ -228,7 +228,7 @@ def asserted_entity(text: str, q: Question) -> str | None:
     return contains_any(hay, q.others)
 
 
-def _ask(engine: MemoryEngine, question: str, memory: bool) -> Answer:
+def _ask(engine: Engine, question: str, memory: bool) -> Answer:
     done = None
     for event in engine.answer([{"role": "user", "content": question}], memory=memory):
         if isinstance(event, Done):
@@ -238,7 +238,7 @@ def _ask(engine: MemoryEngine, question: str, memory: bool) -> Answer:
 
 
 def evaluate_qa(
-    engine: MemoryEngine,
+    engine: Engine,
     docs: Sequence[Document],
     *,
     max_questions: int | None = None,

@@ -22,7 +22,7 @@ from memcli.errors import MemcliError
 from memcli.evaluation.data import Document, Fact
 from memcli.evaluation.metrics import PRF, max_matching, ratio
 from memcli.protocol import Triple
-from memcli.runtime.engine import MemoryEngine
+from memcli.runtime.engine_api import Engine
 from memcli.runtime.events import CallFailed, WriteDone
 from memcli.store import names
 
@@ -131,7 +131,7 @@ def sentence_count(docs: Sequence[Document]) -> int:
 
 
 def evaluate_write(
-    engine: MemoryEngine,
+    engine: Engine,
     docs: Sequence[Document],
     *,
     progress: Progress | None = None,

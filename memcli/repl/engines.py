@@ -1,7 +1,9 @@
-"""The REPL's models, loaded in a background thread while the prompt is set up.
+"""The REPL's engines, loaded (or connected) in a background thread while the prompt is
+set up. Everything here goes through the `Engine` protocol and the loader.
 
-Two engines share one memory and one vocabulary's constraint decoder but each has its own
-llama.cpp context (the weights are memory-mapped, so they are in RAM once):
+For a local model, two engines share one memory and one vocabulary's constraint decoder
+but each has its own llama.cpp context (the weights are memory-mapped, so they are in RAM
+once):
 
 - the *answering* engine keeps the conversation in its KV cache, so a new turn only
   evaluates the new message;
@@ -9,6 +11,7 @@ llama.cpp context (the weights are memory-mapped, so they are in RAM once):
 
 With one context, every write call would evict the conversation and the next answer
 would re-read the whole prompt first (about a second on two cores with the 135M model).
+A remote engine (an inference server) does both jobs: the server keeps its own caches.
 
 llama-cpp-python silences a model load by pointing file descriptors 1 and 2 at
 /dev/null for the whole process, so nothing may be printed while a model loads: callers
@@ -28,11 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from memcli.runtime.engine import MemoryEngine
+    from memcli.runtime.engine_api import Engine
     from memcli.store.core import TripleStore
-
-
-WRITE_CONTEXT = 2048  # a write prompt: instructions, 1,500 characters of context, a sentence
 
 
 class _Slot:
@@ -71,14 +71,14 @@ class _Slot:
 class StaticEngines:
     """Engines that are already there (tests, benches); one engine may do both jobs."""
 
-    def __init__(self, engine: MemoryEngine, write_engine: MemoryEngine | None = None,
+    def __init__(self, engine: Engine, write_engine: Engine | None = None,
                  label: str | None = None):
         self._engine = engine
         self._writer = write_engine or engine
-        self.label = label or model_label(engine)
+        self.label = label or engine.label
         self.load_seconds: float | None = None
 
-    def answering(self) -> MemoryEngine:
+    def answering(self) -> Engine:
         return self._engine
 
     def wait_loaded(self) -> None:
@@ -86,7 +86,7 @@ class StaticEngines:
 
     loaded = True
 
-    def writing(self) -> MemoryEngine:
+    def writing(self) -> Engine:
         return self._writer
 
     @property
@@ -98,19 +98,20 @@ class StaticEngines:
         return None
 
     def describe(self) -> dict[str, Any]:
-        return describe_engine(self._engine)
+        return self._engine.describe()
 
     def close(self) -> None:
         pass
 
 
 class BackgroundEngines:
-    """`load_engine` in a daemon thread, then warm-up; `answering()` waits for it."""
+    """`open_engine` in a daemon thread, then warm-up; `answering()` waits for it."""
 
     def __init__(
         self,
         store: TripleStore,
         *,
+        engine: str | None = None,
         model: str | None = None,
         adapter: str | None = None,
         no_adapter: bool = False,
@@ -119,10 +120,13 @@ class BackgroundEngines:
     ):
         self.store = store
         self.options: dict[str, Any] = {
-            "model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads,
+            "engine": engine, "model": model, "adapter": adapter, "no_adapter": no_adapter,
+            "threads": threads,
         }
         self.separate_writer = separate_writer
         self.label = Path(model).name if model else "bundled model"
+        if engine is not None and engine.strip().lower() != "local":
+            self.label = f"{model or 'model'} @ {engine}"
         self.load_seconds: float | None = None
         self.ready_seconds: float | None = None
         self.listeners: list[Callable[[], None]] = []  # told (from the loader) of progress
@@ -137,25 +141,23 @@ class BackgroundEngines:
     # -- loading (background thread) ----------------------------------------------------
 
     def _load(self) -> None:
-        from memcli.runtime.engine import MemoryEngine
-        from memcli.runtime.loader import load_engine
+        from memcli.runtime.loader import open_engine, writing_engine
 
-        writer_backend = None
+        writer: Engine | None = None
         try:
             try:
-                engine = load_engine(self.store, **self.options)
+                engine = open_engine(self.store, **self.options)
                 if self.separate_writer:
                     try:
-                        second = load_engine(self.store, n_ctx=WRITE_CONTEXT, **self.options)
-                        writer_backend = second.backend
+                        writer = writing_engine(engine, self.store, **self.options)
                     except Exception:  # no room for a second context: share the first
-                        writer_backend = None
+                        writer = None
             finally:
                 self.load_seconds = time.perf_counter() - self._started
                 self._loaded.set()
                 self._tell()
-            self.label = model_label(engine)
-            warm_answering(engine, self._closing)
+            self.label = engine.label
+            engine.warm_up("answer", self._closing)
             self.ready_seconds = time.perf_counter() - self._started
             self._answer.set(engine)
             self._tell()
@@ -164,16 +166,12 @@ class BackgroundEngines:
             self._writer.fail(exc)
             self._tell()
             return
-        writer = engine
-        if writer_backend is not None:
+        if writer is not None and writer is not engine:
             try:
-                writer = MemoryEngine(
-                    writer_backend, self.store, decoder=engine.decoder, config=engine.config
-                )
-                warm_writing(writer, self._closing)
+                writer.warm_up("write", self._closing)
             except Exception:
                 writer = engine
-        self._writer.set(writer)
+        self._writer.set(writer or engine)
 
     def _tell(self) -> None:
         for listener in list(self.listeners):
@@ -191,10 +189,10 @@ class BackgroundEngines:
         while not self._loaded.wait(0.05):
             pass
 
-    def answering(self) -> MemoryEngine:
+    def answering(self) -> Engine:
         return self._answer.get()
 
-    def writing(self) -> MemoryEngine:
+    def writing(self) -> Engine:
         return self._writer.get()
 
     @property
@@ -206,7 +204,7 @@ class BackgroundEngines:
         return self._answer.error
 
     def describe(self) -> dict[str, Any]:
-        info = describe_engine(self.answering())
+        info = self.answering().describe()
         info["loaded in"] = f"{self.load_seconds:.2f} s" if self.load_seconds else "?"
         info["ready in"] = f"{self.ready_seconds:.2f} s" if self.ready_seconds else "?"
         writer = self.writing()
@@ -220,77 +218,11 @@ class BackgroundEngines:
         then free the models."""
         self._closing.set()
         self._thread.join(timeout)
-        backends: list[Any] = []
+        engines: list[Any] = []
         for slot in (self._answer, self._writer):
             if slot.done and slot.error is None:
-                backend = slot.get().backend
-                if all(backend is not b for b in backends):
-                    backends.append(backend)
-        for backend in backends:
-            close = getattr(backend, "close", None)
-            if close is not None:
-                close()
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def model_label(engine: MemoryEngine) -> str:
-    label = getattr(engine.backend, "label", None)
-    if label:
-        return str(label)
-    path = getattr(engine.backend, "model_path", None)
-    if path is None:
-        return type(engine.backend).__name__
-    name = Path(path).name
-    return name[:-5] if name.endswith(".gguf") else name
-
-
-def describe_engine(engine: MemoryEngine) -> dict[str, Any]:
-    backend = engine.backend
-    info: dict[str, Any] = {"model": model_label(engine)}
-    path = getattr(backend, "model_path", None)
-    if path is not None:
-        info["file"] = str(path)
-    info["adapter"] = "none" if engine.config.few_shot else "yes (memory adapter)"
-    threads = getattr(backend, "threads", None)
-    if threads is not None:
-        info["threads"] = threads
-    info["context"] = f"{backend.n_ctx} tokens"
-    return info
-
-
-def warm_answering(engine: MemoryEngine, stop: threading.Event | None = None) -> None:
-    """Build the constraint decoder and free-text masks, and put the answer prompt's
-    fixed part (system prompt, examples) in the KV cache."""
-    from memcli.runtime import prompts
-
-    engine.warm_up()
-    engine.decoder  # noqa: B018 - builds the tokenizer and piece tables
-    messages = prompts.answer_messages([], few_shot=engine.config.few_shot, memory=True)
-    _prefill(engine, messages, stop)
-
-
-def warm_writing(engine: MemoryEngine, stop: threading.Event | None = None) -> None:
-    """Put the write prompt's fixed part in this engine's KV cache."""
-    from memcli.runtime import prompts
-
-    engine.backend.token_bytes(0)  # the piece table
-    messages = prompts.write_messages("", "", few_shot=engine.config.few_shot)[:-1]
-    _prefill(engine, messages, stop)
-
-
-PREFILL_CHUNK = 32
-
-
-def _prefill(engine: MemoryEngine, messages: list[dict[str, str]],
-             stop: threading.Event | None) -> None:
-    """Evaluate the prompt for `messages` into an empty cache, a few tokens at a time so
-    that closing the REPL need not wait for all of it."""
-    backend = engine.backend
-    tokens = backend.tokenize(backend.apply_chat_template(messages), special=True)
-    backend.truncate(0)
-    for start in range(0, len(tokens), PREFILL_CHUNK):
-        if stop is not None and stop.is_set():
-            return
-        backend.eval(tokens[start : start + PREFILL_CHUNK])
+                engine = slot.get()
+                if all(engine is not e for e in engines):
+                    engines.append(engine)
+        for engine in engines:
+            engine.close()

@@ -31,6 +31,7 @@ PROMPT = "memcli> "
 
 @dataclass
 class ChatOptions:
+    engine: str | None = None
     model: str | None = None
     adapter: str | None = None
     no_adapter: bool = False
@@ -188,8 +189,8 @@ class ChatSession:
 
         opts = self.options
         fresh = BackgroundEngines(
-            self.store, model=spec, adapter=opts.adapter, no_adapter=opts.no_adapter,
-            threads=opts.threads,
+            self.store, engine=opts.engine, model=spec, adapter=opts.adapter,
+            no_adapter=opts.no_adapter, threads=opts.threads,
         )
         try:
             fresh.answering()
@@ -306,8 +307,8 @@ def run_chat(options: ChatOptions) -> int:
     interactive = not options.execute and sys.stdin.isatty() and sys.stdout.isatty()
     store = TripleStore(options.db)
     engines = BackgroundEngines(
-        store, model=options.model, adapter=options.adapter, no_adapter=options.no_adapter,
-        threads=options.threads,
+        store, engine=options.engine, model=options.model, adapter=options.adapter,
+        no_adapter=options.no_adapter, threads=options.threads,
     )
     conversation = Conversation(engines, store, memory=options.memory, approve=options.approve)
     try:

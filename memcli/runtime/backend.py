@@ -110,6 +110,17 @@ def pick_token(
     return best if ids is None else int(ids[best])
 
 
+def log_softmax_at(logits: np.ndarray, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+    """log p(tokens[i]) under the distribution of `logits[i]` (rows), in float64."""
+    rows = np.asarray(logits, dtype=np.float64)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    top = rows.max(axis=1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
+    picked = rows[np.arange(len(rows)), np.asarray(tokens, dtype=np.int64)]
+    return picked - lse
+
+
 def sync(backend: Backend, tokens: Sequence[int]) -> int:
     """Make the cache hold exactly `tokens`, keeping the longest common prefix.
 

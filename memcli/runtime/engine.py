@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import codecs
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from memcli import protocol
 from memcli.protocol import ReadQuery, StreamParser
 from memcli.runtime import prompts
 from memcli.runtime.backend import Backend, sync
+from memcli.runtime.engine_api import Capabilities
 from memcli.runtime.events import (
     CallFailed,
     CallStart,
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from memcli.runtime.constraints import Command, ConstrainedDecoder
 
 OPEN = "({"
+PREFILL_CHUNK = 32
 _WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
 _POSSESSIVE = re.compile(r"['’]s$")
 
@@ -74,52 +78,15 @@ class _Turn:
     queries: list[ReadQuery] = field(default_factory=list)  # of the call being decoded
 
 
-class MemoryEngine:
-    """A model (any `Backend`) that reads and writes a `TripleStore` while it generates."""
+class MemoryLogic:
+    """The memory side of a turn, the same for every engine (local or remote): which
+    entities a message names, running reads (matching, dedup, caps), what to do when a
+    read ends (keep its results or drop it), turning a write call into stored triples,
+    and the stream of events. An engine adds only how tokens are produced."""
 
-    def __init__(
-        self,
-        backend: Backend,
-        store: TripleStore | None,
-        *,
-        decoder: ConstrainedDecoder | None = None,
-        config: EngineConfig | None = None,
-    ):
-        self.backend = backend
+    def __init__(self, store: TripleStore | None, config: EngineConfig | None = None):
         self.store = store
         self.config = config or EngineConfig()
-        self._decoder = decoder
-        self._no_open: np.ndarray | None = None
-        self._no_brace: np.ndarray | None = None
-
-    # -- helpers ------------------------------------------------------------------------
-
-    @property
-    def decoder(self) -> ConstrainedDecoder:
-        if self._decoder is None:
-            from memcli.runtime.constraints import ConstrainedDecoder
-
-            self._decoder = ConstrainedDecoder.for_backend(self.backend)
-        return self._decoder
-
-    def warm_up(self) -> None:
-        """Build what the first turn would otherwise wait for: the decoder's tokenizer
-        and the free-text masks. Safe in another thread: it does not touch the store."""
-        self._bans()
-        self.decoder  # noqa: B018 - built on first access
-
-    def _bans(self) -> tuple[np.ndarray, np.ndarray]:
-        """Masks for free text: no token containing `({` (and, right after a `(`, none
-        starting with `{`), so that a removed or capped read cannot be reopened."""
-        if self._no_open is None:
-            n = self.backend.n_vocab
-            pieces = [self.backend.token_bytes(t) for t in range(n)]
-            self._no_open = np.array([b"({" not in p for p in pieces], dtype=bool)
-            self._no_brace = self._no_open & np.array(
-                [not p.startswith(b"{") for p in pieces], dtype=bool
-            )
-        assert self._no_brace is not None
-        return self._no_open, self._no_brace
 
     def mentioned_entities(self, text: str) -> list[str]:
         """Entities in memory named in `text` (any run of up to 8 words)."""
@@ -177,27 +144,209 @@ class MemoryEngine:
             return self.store.lookup(entity, relation, None)
         return self.store.lookup(None, relation, entity)
 
+    planned_read: list[ReadQuery] | None = None
+
+    def plan_read(self, queries: Sequence[ReadQuery]) -> None:
+        """Start the next `answer` with this read instead of letting the model choose the
+        query (the chat chooses it by meaning, see `memcli.runtime.reading`)."""
+        self.planned_read = list(queries) or None
+
+    def plan_answer(
+        self, history: list[dict[str, str]], memory: bool
+    ) -> tuple[list[dict[str, str]], bool, list[str]]:
+        """The prompt's messages for an answer, whether reads are possible, and the
+        entities a forced first read is limited to (empty: no forced read)."""
+        memory = memory and self.store is not None
+        messages = prompts.answer_messages(history, few_shot=self.config.few_shot, memory=memory)
+        can_read = memory and bool(self.store and self.store.count())
+        forced: list[str] = []
+        if can_read and self.config.read_first and history:
+            forced = self.mentioned_entities(history[-1]["content"])
+        return messages, can_read, forced
+
+    def resolve_read(self, queries: Sequence[ReadQuery], seen: set) -> ReadDone:
+        """The model wrote `)-->`: run `queries` (unless they repeat ones in `seen`, which
+        is updated). Kept (results to append: `protocol.format_read_results`) or not
+        (the call is removed from the text)."""
+        keys = {q.key() for q in queries}
+        repeated = keys <= seen
+        seen |= keys
+        results, facts = ([], []) if repeated else self.run_read(queries)
+        if not results:
+            note = "repeated query" if repeated else "nothing in memory"
+            return ReadDone(tuple(queries), (), (), kept=False, note=note)
+        return ReadDone(tuple(queries), tuple(results), tuple(facts), kept=True)
+
+    def finish_write(
+        self,
+        parsed: Sequence[protocol.Triple],
+        closed: str,
+        sentence: str,
+        *,
+        source: str = "model",
+        dry_run: bool = False,
+    ) -> WriteDone:
+        """The triples of a closed write call, deduplicated and filtered, stored as one
+        batch unless `dry_run`."""
+        unique = [t for t in dict.fromkeys(parsed) if _plausible(t)]
+        stored: list[Triple] = []
+        batch_id = None
+        if unique and not dry_run and self.store is not None:
+            batch_id, stored = self.store.add_many(
+                [(t.subject, t.relation, t.object, source) for t in unique],
+                kind="model-write",
+                description=f"{source}: {sentence[:60]}",
+            )
+        return WriteDone(tuple(unique), tuple(stored), batch_id, dry_run, closed)
+
+    def _feed(self, turn: _Turn, text: str, kind: str = "read") -> Iterator[Event]:
+        if not text:
+            return
+        turn.raw.append(text)
+        for event in turn.parser.feed(text):
+            yield from self._translate(turn, event, kind)
+
+    def _translate(self, turn: _Turn, event: protocol.Event, kind: str = "read") -> Iterator[Event]:
+        if isinstance(event, protocol.TextEvent):
+            turn.text.append(event.text)
+            yield Text(event.text)
+        elif isinstance(event, protocol.CallOpened):
+            yield CallStart(event.kind)
+        elif isinstance(event, protocol.CallText):
+            yield CallText(kind, event.text)
+        elif isinstance(event, protocol.ReadQueries):
+            turn.queries = list(event.queries)
+        elif isinstance(event, protocol.CallError):
+            yield CallFailed(event.raw, event.message)
+
+
+class MemoryEngine(MemoryLogic):
+    """A model (any `Backend`) that reads and writes a `TripleStore` while it generates."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: TripleStore | None,
+        *,
+        decoder: ConstrainedDecoder | None = None,
+        config: EngineConfig | None = None,
+    ):
+        super().__init__(store, config)
+        self.backend = backend
+        self._decoder = decoder
+        self._shares: MemoryEngine | None = None  # the engine whose decoder this one uses
+        self._no_open: np.ndarray | None = None
+        self._no_brace: np.ndarray | None = None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def decoder(self) -> ConstrainedDecoder:
+        if self._decoder is None and self._shares is not None:
+            self._decoder = self._shares.decoder
+        if self._decoder is None:
+            from memcli.runtime.constraints import ConstrainedDecoder
+
+            self._decoder = ConstrainedDecoder.for_backend(self.backend)
+        return self._decoder
+
+    def warm_up(self, kind: str = "", stop: threading.Event | None = None) -> None:
+        """Build what the first turn would otherwise wait for: the decoder's tokenizer
+        and the free-text masks; with `kind` ("answer" or "write") also put that
+        prompt's fixed part (system prompt, examples) in the KV cache, a few tokens at a
+        time so that `stop` can end it early. Safe in another thread: it does not touch
+        the store."""
+        if kind == "write":
+            self.backend.token_bytes(0)  # the piece table
+            messages = prompts.write_messages("", "", few_shot=self.config.few_shot)[:-1]
+        else:
+            self._bans()
+            self.decoder  # noqa: B018 - built on first access
+            if not kind:
+                return
+            messages = prompts.answer_messages([], few_shot=self.config.few_shot, memory=True)
+        backend = self.backend
+        tokens = backend.tokenize(backend.apply_chat_template(messages), special=True)
+        backend.truncate(0)
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            if stop is not None and stop.is_set():
+                return
+            backend.eval(tokens[start : start + PREFILL_CHUNK])
+
+    # -- the Engine protocol (see engine_api) -------------------------------------------
+
+    @property
+    def label(self) -> str:
+        label = getattr(self.backend, "label", None)
+        if label:
+            return str(label)
+        path = getattr(self.backend, "model_path", None)
+        if path is None:
+            return type(self.backend).__name__
+        return Path(path).name.removesuffix(".gguf")
+
+    def describe(self) -> dict[str, Any]:
+        backend = self.backend
+        info: dict[str, Any] = {"engine": "in-process (llama.cpp)", "model": self.label}
+        path = getattr(backend, "model_path", None)
+        if path is not None:
+            info["file"] = str(path)
+        info["adapter"] = "none" if self.config.few_shot else "yes (memory adapter)"
+        threads = getattr(backend, "threads", None)
+        if threads is not None:
+            info["threads"] = threads
+        info["context"] = f"{backend.n_ctx} tokens"
+        return info
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(kind="local", constraint="masks", logprobs=True,
+                            chat_template="the model file")
+
+    def sharing(self, backend: Backend) -> MemoryEngine:
+        """Another engine on `backend` (a second context of the same model) with this
+        one's memory, settings and constraint decoder."""
+        engine = MemoryEngine(backend, self.store, decoder=self._decoder, config=self.config)
+        engine._shares = self
+        return engine
+
+    def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def _bans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Masks for free text: no token containing `({` (and, right after a `(`, none
+        starting with `{`), so that a removed or capped read cannot be reopened."""
+        if self._no_open is None:
+            n = self.backend.n_vocab
+            pieces = [self.backend.token_bytes(t) for t in range(n)]
+            self._no_open = np.array([b"({" not in p for p in pieces], dtype=bool)
+            self._no_brace = self._no_open & np.array(
+                [not p.startswith(b"{") for p in pieces], dtype=bool
+            )
+        assert self._no_brace is not None
+        return self._no_open, self._no_brace
+
     # -- answering ----------------------------------------------------------------------
 
     def answer(self, history: list[dict[str, str]], *, memory: bool = True) -> Iterator[Event]:
         """Stream the assistant's next message for `history` (role/content dicts)."""
         backend = self.backend
-        memory = memory and self.store is not None
-        messages = prompts.answer_messages(history, few_shot=self.config.few_shot, memory=memory)
-        prompt = backend.apply_chat_template(messages)
         started = time.perf_counter()
+        messages, can_read, mentioned = self.plan_answer(history, memory)
+        prompt = backend.apply_chat_template(messages)
         backend.stats.reset()
         sync(backend, backend.tokenize(prompt, special=True))
         turn = _Turn()
         first: float | None = None
         stopped = "length"
-        can_read = memory and bool(self.store and self.store.count())
         cmd: Command | None = None
-        if can_read and self.config.read_first and history:
-            mentioned = self.mentioned_entities(history[-1]["content"])
-            if mentioned:
-                cmd, events = self._open_read(turn, forced=True, entities=mentioned)
-                yield from events
+        planned, self.planned_read = self.planned_read, None
+        if planned and can_read:
+            yield from self._planned_read(turn, planned)
+        elif mentioned:
+            cmd, events = self._open_read(turn, forced=True, entities=mentioned)
+            yield from events
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         suppress = False
         for _ in range(self.config.max_tokens):
@@ -255,6 +404,15 @@ class MemoryEngine:
             stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
         )
         yield Done("".join(turn.text).strip(), "".join(turn.raw), stopped, tuple(turn.reads))
+
+    def _planned_read(self, turn: _Turn, queries: Sequence[ReadQuery]) -> Iterator[Event]:
+        """Write a read chosen outside the model (`plan_read`) into the text and run it."""
+        turn.call_start, turn.call_prefix = self.backend.n_past, ""
+        call = protocol.format_read_call(queries)
+        self.backend.eval(self.backend.tokenize(call))
+        yield from self._feed(turn, call)
+        done, _suppress = self._finish_read(turn)
+        yield from done
 
     def _find_open(self, turn: _Turn, piece: str, before: int) -> str | None:
         """If `piece` completes `({`, cut the cache back so it ends exactly there and
@@ -316,21 +474,14 @@ class MemoryEngine:
     def _finish_read(self, turn: _Turn) -> tuple[list[Event], bool]:
         """The model wrote `)-->`: run the queries, then append results or drop the call.
         Returns the events and whether `({` is suppressed for the next token."""
-        queries = turn.queries
-        keys = {q.key() for q in queries}
-        repeated = keys <= turn.seen
-        turn.seen |= keys
-        results, facts = ([], []) if repeated else self.run_read(queries)
-        if not results:
-            note = "repeated query" if repeated else "nothing in memory"
-            done = ReadDone(tuple(queries), (), (), kept=False, note=note)
+        done = self.resolve_read(turn.queries, turn.seen)
+        if not done.kept:
             self._drop_call(turn)
             turn.reads.append(done)
             return [done], True
-        tail = protocol.format_read_results(results)
+        tail = protocol.format_read_results(done.results)
         self.backend.eval(self.backend.tokenize(tail))
         events = list(self._feed(turn, tail, kind="result"))
-        done = ReadDone(tuple(queries), tuple(results), tuple(facts), kept=True)
         turn.reads.append(done)
         events.append(done)
         return events, False
@@ -345,26 +496,6 @@ class MemoryEngine:
         at = raw.rfind(OPEN)
         turn.raw = [raw[:at]] if at >= 0 else [raw]
 
-    def _feed(self, turn: _Turn, text: str, kind: str = "read") -> Iterator[Event]:
-        if not text:
-            return
-        turn.raw.append(text)
-        for event in turn.parser.feed(text):
-            yield from self._translate(turn, event, kind)
-
-    def _translate(self, turn: _Turn, event: protocol.Event, kind: str = "read") -> Iterator[Event]:
-        if isinstance(event, protocol.TextEvent):
-            turn.text.append(event.text)
-            yield Text(event.text)
-        elif isinstance(event, protocol.CallOpened):
-            yield CallStart(event.kind)
-        elif isinstance(event, protocol.CallText):
-            yield CallText(kind, event.text)
-        elif isinstance(event, protocol.ReadQueries):
-            turn.queries = list(event.queries)
-        elif isinstance(event, protocol.CallError):
-            yield CallFailed(event.raw, event.message)
-
     # -- writing ------------------------------------------------------------------------
 
     def write(
@@ -374,9 +505,11 @@ class MemoryEngine:
         *,
         source: str = "model",
         dry_run: bool = False,
+        entities: Sequence[str] = (),
     ) -> Iterator[Event]:
         """One `MEM_WRITE` call for `sentence` (with the preceding `context`); the triples
-        are stored as one batch unless `dry_run`."""
+        are stored as one batch unless `dry_run`. `entities`: context entities the call
+        may name besides the sentence's spans."""
         sentence = protocol.neutralize(sentence)  # a call in the text is not a fact to copy
         backend = self.backend
         started = time.perf_counter()
@@ -385,7 +518,7 @@ class MemoryEngine:
         prompt = backend.apply_chat_template(messages) + protocol.WRITE_HEAD
         sync(backend, backend.tokenize(prompt, special=True))
         relations = self.store.relation_names() if self.store else []
-        cmd = self.decoder.start_write(sentence, relations)
+        cmd = self.decoder.start_write(sentence, relations, entities=entities)
         parser = StreamParser()
         raw = [protocol.WRITE_HEAD]
         parsed: list = []
@@ -423,17 +556,9 @@ class MemoryEngine:
             closed = _close_before_last_item("".join(raw), keep_last_done=True)
             parsed = protocol.parse_write(closed)
             yield CallText("write", protocol.CLOSE)
-        unique = [t for t in dict.fromkeys(parsed) if _plausible(t)]
-        stored: list[Triple] = []
-        batch_id = None
-        if unique and not dry_run and self.store is not None:
-            batch_id, stored = self.store.add_many(
-                [(t.subject, t.relation, t.object, source) for t in unique],
-                kind="model-write",
-                description=f"{source}: {sentence[:60]}",
-            )
+        written = self.finish_write(parsed, closed, sentence, source=source, dry_run=dry_run)
         elapsed = time.perf_counter() - started
-        yield WriteDone(tuple(unique), tuple(stored), batch_id, dry_run, closed)
+        yield written
         yield Timing(
             backend.stats.prompt_tokens,
             backend.stats.generated_tokens,

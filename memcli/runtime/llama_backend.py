@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from memcli.errors import ModelError
-from memcli.runtime.backend import Logits, Mask, Stats, pick_token
+from memcli.runtime.backend import Logits, Mask, Stats, log_softmax_at, pick_token
+
+_ROWS = 64  # rows of logits turned into log-probabilities at a time
 
 
 class LlamaBackend:
@@ -193,6 +195,48 @@ class LlamaBackend:
         self._pending = token
         self.stats.generated_tokens += 1
         return token
+
+    def score(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append `tokens` to the cache; the log-probability of each given everything
+        before it. The tokens are decoded in batches that ask llama.cpp for the logits of
+        every token (the batch flag that `Llama(logits_all=True)` would set for the whole
+        context, here only for the batches scored, without its n_ctx x n_vocab buffer)."""
+        tokens = [int(t) for t in tokens]
+        backend, llm = self, self._llm
+        if not tokens:
+            return np.zeros(0)
+        if llm.n_tokens == 0:
+            raise ModelError("scoring needs at least one token of context")
+        if llm.n_tokens + len(tokens) > llm.n_ctx():
+            raise ModelError(
+                f"context window full ({llm.n_tokens} + {len(tokens)} > {llm.n_ctx()})"
+            )
+        out = np.empty(len(tokens))
+        out[0] = log_softmax_at(backend.logits(), tokens[:1])[0]  # also settles a truncation
+        n_vocab = backend.n_vocab
+        llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
+        for at in range(0, len(tokens), llm.n_batch):
+            chunk = tokens[at : at + llm.n_batch]
+            n_past = llm.n_tokens
+            llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[n_past : n_past + len(chunk)] = chunk
+            llm.n_tokens += len(chunk)
+            logits = np.ctypeslib.as_array(
+                self._lib.llama_get_logits(llm.ctx), shape=(len(chunk), n_vocab)
+            )
+            # Row i predicts the token after chunk[i]; the last row predicts past the end.
+            following = tokens[at + 1 : at + len(chunk) + 1]
+            for r in range(0, len(following), _ROWS):
+                rows = logits[r : min(r + _ROWS, len(following))]
+                out[at + 1 + r : at + 1 + r + len(rows)] = log_softmax_at(
+                    rows, following[r : r + len(rows)]
+                )
+        llm._requires_eval = False
+        self._pending, self._stale = None, False
+        backend.stats.prompt_tokens += len(tokens)
+        backend.stats.eval_calls += 1
+        return out
 
     def close(self) -> None:
         self._llm.close()

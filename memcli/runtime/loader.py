@@ -1,16 +1,27 @@
-"""Turn `--model/--adapter/--threads` into a ready `MemoryEngine`: resolve the model,
-check the file before llama.cpp sees it, and pick the shipped adapter by default."""
+"""Turn `--engine/--model/--adapter/--threads` into a ready `Engine`.
+
+`open_engine` picks the engine by name in `ENGINES` (a name-to-factory registry: a new
+engine is one module and one line here): "local" runs a GGUF file in-process
+(`load_engine`: resolve the model, check the file before llama.cpp sees it, pick the
+shipped adapter by default); "openai" connects to an OpenAI-compatible inference server
+(`memcli.runtime.remote`). Which one comes from `catalog.resolve_engine` (`--engine URL`,
+else MEMCLI_ENGINE, else the engine saved by `memcli models use --engine`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from memcli import paths
 from memcli.errors import ModelError
 from memcli.runtime.engine import EngineConfig, MemoryEngine
 from memcli.store.core import TripleStore
+
+if TYPE_CHECKING:
+    from memcli.catalog import EngineSpec
+    from memcli.runtime.engine_api import Engine
 
 DEFAULT_ADAPTER = "smollm2-135m-memllm-lora.gguf"
 
@@ -97,3 +108,58 @@ def load_engine(
     if files.adapter is not None:
         engine_config.few_shot = False  # the adapter was trained without examples
     return MemoryEngine(backend, store, config=engine_config)
+
+
+# -- engines by name ---------------------------------------------------------------------
+
+EngineFactory = Callable[..., "Engine"]
+
+
+def _local(store: TripleStore | None, spec: EngineSpec, **options: Any) -> Engine:
+    options.pop("timeout", None)
+    return load_engine(store, **options)
+
+
+def _openai(store: TripleStore | None, spec: EngineSpec, **options: Any) -> Engine:
+    from memcli.runtime.remote import connect
+
+    return connect(store, spec, **options)
+
+
+ENGINES: dict[str, EngineFactory] = {"local": _local, "openai": _openai}
+
+
+def open_engine(
+    store: TripleStore | None,
+    *,
+    engine: str | None = None,
+    model: str | None = None,
+    config: EngineConfig | None = None,
+    notify: Callable[[str], None] | None = None,
+    **options: Any,
+) -> Engine:
+    """The engine `engine` (a URL, or None for MEMCLI_ENGINE / the saved one / local)
+    names, with `model` (a file or registry name locally, the server's model name
+    remotely). Other options go to the engine's factory."""
+    from memcli.catalog import resolve_engine
+
+    spec = resolve_engine(engine, model)
+    factory = ENGINES.get(spec.kind)
+    if factory is None:
+        raise ModelError(f"unknown engine kind {spec.kind!r} (known: {', '.join(ENGINES)})")
+    return factory(store, spec, model=spec.model, config=config, notify=notify, **options)
+
+
+def writing_engine(engine: Engine, store: TripleStore | None, **options: Any) -> Engine:
+    """An engine for writes beside `engine`: for a local model a second context (so that
+    a write does not evict the conversation from the answering cache) sharing its
+    decoder; a server keeps its own slots, so a remote engine writes itself."""
+    if not isinstance(engine, MemoryEngine):
+        return engine
+    options.pop("engine", None)
+    options.pop("timeout", None)
+    second = load_engine(store, n_ctx=WRITE_CONTEXT, **options)
+    return engine.sharing(second.backend)
+
+
+WRITE_CONTEXT = 2048  # a write prompt: instructions, 1,500 characters of context, a sentence
