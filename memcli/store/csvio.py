@@ -9,10 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -114,54 +113,50 @@ def decode(label: str, data: bytes) -> str:
 
 
 class Lines:
-    """The lines of FILE (or stdin for `-`), streamed: never more than one line in memory,
-    and a line may be at most MAX_LINE_BYTES. A longer line, a NUL byte or bytes that are
-    not UTF-8 end the reading with a one-line error naming the line (`mem import
-    /dev/zero` fails at once instead of filling memory). A UTF-8 BOM is dropped."""
+    """The lines of FILE (or stdin for `-`), streamed: read in blocks of 1 MiB, never more
+    than a block and one line in memory, and a line may be at most MAX_LINE_BYTES. A
+    longer line, a NUL byte or bytes that are not UTF-8 end the reading with a one-line
+    error naming the line (`mem import /dev/zero` fails at once instead of filling
+    memory). A UTF-8 BOM is dropped; line ends are kept, as `csv` wants them."""
 
     def __init__(self, path: str, limit: int = MAX_LINE_BYTES):
         self.label = "<stdin>" if path == "-" else path
         self.limit = limit
         self.number = 0  # lines read so far
         self.bytes_read = 0
-        self.unterminated = False  # the last line read had no line end
         self.size: int | None = None
+        self.unterminated = False  # the last line had no line end
         self._pending: list[str] = []
         shown = safety.printable(path)
         if path == "-":
             self._handle: BinaryIO | None = sys.stdin.buffer
-            return
-        try:
-            self._handle = open(path, "rb")  # noqa: SIM115 (closed at the end or on error)
-        except FileNotFoundError:
-            raise MemcliError(f"{shown}: no such file") from None
-        except IsADirectoryError:
-            raise MemcliError(f"{shown}: is a directory") from None
-        except OSError as exc:
-            raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
-        try:
-            info = os.fstat(self._handle.fileno())
-            self.size = info.st_size if stat.S_ISREG(info.st_mode) else None
-        except OSError:
-            self.size = None
+        else:
+            try:
+                self._handle = open(path, "rb")  # noqa: SIM115 (closed at the end or on error)
+            except FileNotFoundError:
+                raise MemcliError(f"{shown}: no such file") from None
+            except IsADirectoryError:
+                raise MemcliError(f"{shown}: is a directory") from None
+            except OSError as exc:
+                raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+            try:
+                info = os.fstat(self._handle.fileno())
+                self.size = info.st_size if stat.S_ISREG(info.st_mode) else None
+            except OSError:
+                self.size = None
+        self._stream = self._lines()
 
-    def __iter__(self) -> Lines:
-        return self
-
-    def __next__(self) -> str:
-        if self._pending:
-            return self._pending.pop(0)
-        line = self._read()
-        if line is None:
-            raise StopIteration
-        return line
+    def __iter__(self) -> Iterator[str]:
+        while self._pending:
+            yield self._pending.pop(0)
+        yield from self._stream
 
     def first_text(self) -> str | None:
         """The first line that is not blank (None for a blank input), left to be read."""
         for line in self._pending:
             if line.strip():
                 return line
-        while (line := self._read()) is not None:
+        for line in self._stream:
             self._pending.append(line)
             if line.strip():
                 return line
@@ -172,47 +167,65 @@ class Lines:
             self._handle.close()
         self._handle = None
 
-    def _fail(self, problem: str) -> ImportFailed:
+    def _fail(self, line: int, problem: str) -> ImportFailed:
         self.close()
-        return ImportFailed([f"{safety.printable(self.label)}:{self.number}: {problem}"], 1)
+        return ImportFailed([f"{safety.printable(self.label)}:{line}: {problem}"], 1)
 
-    def _read(self) -> str | None:
-        if self._handle is None:
-            return None
+    def _too_long(self, line: int) -> ImportFailed:
+        kib = self.limit // 1024
+        return self._fail(line, f"line longer than {kib} KiB; not a CSV or JSON lines file?")
+
+    def _lines(self) -> Iterator[str]:
+        carry = b""
+        first = True
+        while self._handle is not None:
+            try:
+                block = self._handle.read(_BLOCK)
+            except OSError as exc:
+                self.close()
+                shown = safety.printable(self.label)
+                raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+            if not block:
+                break
+            self.bytes_read += len(block)
+            data = carry + block if carry else block
+            end = data.rfind(b"\n")
+            if end < 0:
+                end = data.rfind(b"\r")  # lines ended by a lone CR (old Macintosh files)
+            if end < 0:
+                if len(data) > self.limit:
+                    raise self._too_long(self.number + 1)
+                carry = data
+                continue
+            carry = data[end + 1 :]
+            if len(carry) > self.limit:
+                raise self._too_long(self.number + data.count(b"\n", 0, end + 1) + 1)
+            yield from self._decode(data[: end + 1], first)
+            first = False
+        self.close()
+        if carry:
+            self.unterminated = True
+            yield from self._decode(carry, first)
+
+    def _decode(self, data: bytes, first: bool) -> Iterator[str]:
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise self._fail(self.number + data.count(b"\n", 0, nul) + 1,
+                             "binary data (NUL byte); expected text")
         try:
-            raw = self._handle.readline(self.limit + 1)
-        except OSError as exc:
-            self.close()
-            shown = safety.printable(self.label)
-            raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
-        if not raw:
-            self.close()
-            return None
-        self.number += 1
-        self.bytes_read += len(raw)
-        self.unterminated = not raw.endswith((b"\n", b"\r"))
-        if len(raw) > self.limit and not raw.endswith(b"\n"):
-            raise self._fail(
-                f"line longer than {self.limit // 1024} KiB; not a CSV or JSON lines file?"
-            )
-        if b"\x00" in raw:
-            raise self._fail("binary data (NUL byte); expected text")
-        try:
-            text = raw.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            bad = raw[exc.start : exc.start + 1].hex()
-            raise self._fail(f"not UTF-8 (byte 0x{bad}); save the file as UTF-8") from None
-        if self.number == 1 and text.startswith("\ufeff"):
+            bad = data[exc.start : exc.start + 1].hex()
+            raise self._fail(self.number + data.count(b"\n", 0, exc.start) + 1,
+                             f"not UTF-8 (byte 0x{bad}); save the file as UTF-8") from None
+        if first and text.startswith("\ufeff"):
             text = text[1:]
-        if "\r" in text.rstrip("\r\n"):
-            # Lines ended by a lone CR (old Macintosh files): each is a line of its own.
-            pieces = _LONE_CR.split(text)
-            self._pending[:0] = pieces[1:]
-            return pieces[0]
-        return text
+        for line in io.StringIO(text, newline=""):  # splits at \n, \r\n and \r, keeps them
+            self.number += 1
+            yield line
 
 
-_LONE_CR = re.compile(r"(?<=\r)(?!\n)(?=.)", re.DOTALL)
+_BLOCK = 1 << 20
 
 
 def _delimiter(label: str, text: str | Lines) -> str:
