@@ -17,8 +17,11 @@ grammar.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,32 +129,61 @@ _vocab_lock = threading.Lock()
 _vocab_model: Any = None
 
 
+def vocab_only_model(path: Any) -> Any:
+    """llama.cpp's model object for `path` with its vocabulary only (no weights, no
+    context): tokenization, token pieces, and a `llama_vocab*`."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    return LlamaModel(path_model=str(path), params=params, verbose=False)
+
+
 def _parser_vocab() -> Any:
     """A `llama_vocab*` for llama.cpp's grammar parser: the bundled model's, loaded once
     without weights."""
     global _vocab_model
     with _vocab_lock:
         if _vocab_model is None:
-            import llama_cpp
-
             from memcli.catalog import bundled_model_path
 
-            _vocab_model = llama_cpp.Llama(
-                str(bundled_model_path()), vocab_only=True, verbose=False
-            )
-        return _vocab_model
+            _vocab_model = vocab_only_model(bundled_model_path())
+        return _vocab_model.vocab
 
 
 def validate_gbnf(text: str) -> None:
     """Raise `GrammarError` unless llama.cpp's own parser accepts `text` (root `root`)."""
     import llama_cpp
 
-    model = _parser_vocab()
-    vocab = llama_cpp.llama_model_get_vocab(model.model)
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
+    vocab = _parser_vocab()
+    with _stderr_captured() as said:
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
     if not sampler:
-        raise GrammarError("llama.cpp cannot parse the memory-call grammar (not sent)")
+        reason = next((line.strip() for line in said() if line.strip()), "")
+        reason = reason.removeprefix("parse: ")[:160]
+        raise GrammarError(
+            "llama.cpp cannot parse the memory-call grammar"
+            + (f" ({reason})" if reason else "") + "; it was not sent"
+        )
     llama_cpp.llama_sampler_free(sampler)
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[Callable[[], list[str]]]:
+    """What llama.cpp writes to file descriptor 2 meanwhile (its parse errors), kept
+    off the terminal; the callable returns its lines."""
+    saved = os.dup(2)
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode("utf-8", "replace").splitlines()
 
 
 def validate_lark(text: str) -> None:

@@ -336,19 +336,22 @@ class LocalVocab:
     def __init__(self, path: Path):
         import llama_cpp
 
+        from memcli.runtime.grammars import vocab_only_model
+
         self.path = path
         try:
-            self._llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+            self._model = vocab_only_model(path)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot read the vocabulary of {path.name}: {exc}") from None
         self._lib = llama_cpp
-        self.vocab_ptr = llama_cpp.llama_model_get_vocab(self._llm.model)
-        self.n_vocab = self._llm.n_vocab()
-        self.eos_token = self._llm.token_eos()
+        self.vocab_ptr = self._model.vocab
+        self.n_vocab = self._model.n_vocab()
+        self.eos_token = self._model.token_eos()
+        self.bos_token = self._model.token_bos()
         self._pieces: list[bytes] | None = None
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
-        return self._llm.tokenize(text.encode(), add_bos=False, special=special)
+        return self._model.tokenize(text.encode(), add_bos=False, special=special)
 
     def pieces(self) -> list[bytes]:
         if self._pieces is None:
@@ -363,7 +366,7 @@ class LocalVocab:
         return self._pieces
 
     def token_text(self, token: int) -> str:
-        return self._llm._model.token_get_text(token)
+        return self._model.token_get_text(token)
 
     def decoder(self) -> ConstrainedDecoder:
         import warnings
@@ -528,7 +531,7 @@ def connect(
 
 
 def _special(vocab: LocalVocab, which: str) -> str:
-    token = vocab._llm.token_bos() if which == "bos" else vocab._llm.token_eos()
+    token = vocab.bos_token if which == "bos" else vocab.eos_token
     return vocab.token_text(token) if token >= 0 else ""
 
 
