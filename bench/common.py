@@ -26,6 +26,7 @@ from typing import TypedDict
 
 from memcli.store import names
 from memcli.store.core import builtin_relations
+from memcli.store.schema import SINGLE_VALUED
 
 ROW_FIELDS = ("name", "ours", "baseline", "unit", "ratio", "goal", "ok")
 
@@ -383,7 +384,12 @@ def generate_triples(n: int, seed: int) -> list[tuple[str, str, str]]:
     object_weights = _zipf_cumulative(len(pool), 1.0)
     relation_weights = _zipf_cumulative(len(relations), 0.9)
     n_pool, n_rel = len(pool), len(relations)
+    # A single-valued relation (`residence`, `date of birth`) gets one object per subject,
+    # as a consistent memory holds it: a second one would be a conflict to import.
+    single_names = {builtin_relations()[p] for p in SINGLE_VALUED}
+    single = {i for i, name in enumerate(relations) if name in single_names}
     seen: set[int] = set()
+    held: set[int] = set()
     triples: list[tuple[str, str, str]] = []
     while len(triples) < n:
         want = n - len(triples)
@@ -397,6 +403,10 @@ def generate_triples(n: int, seed: int) -> list[tuple[str, str, str]]:
             identity = (s * n_rel + r) * n_pool + o
             if identity in seen:
                 continue
+            if r in single:
+                if s * n_rel + r in held:
+                    continue
+                held.add(s * n_rel + r)
             seen.add(identity)
             triples.append((pool[s], relations[r], pool[o]))
             if len(triples) == n:

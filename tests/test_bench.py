@@ -15,6 +15,7 @@ from bench import bench_store
 from bench.common import ROW_FIELDS, generate_csv, generate_triples, percentile, row
 from memcli.store import names
 from memcli.store.core import builtin_relations
+from memcli.store.schema import SINGLE_VALUED
 
 
 def test_generated_triples_are_deterministic_distinct_and_valid(tmp_path):
@@ -28,6 +29,9 @@ def test_generated_triples_are_deterministic_distinct_and_valid(tmp_path):
     for s, r, o in first:
         assert r in relations
         assert names.name_problem(s) is None and names.name_problem(o) is None
+    single = {builtin_relations()[p] for p in SINGLE_VALUED}
+    held = [(s, r) for s, r, _o in first if r in single]
+    assert held and len(held) == len(set(held))  # importable: no single-valued conflicts
     entities = {t[0] for t in first} | {t[2] for t in first}
     assert len(entities) < 600  # a pool of about n/10 names, with repeats
     assert any(not e.isascii() for e in entities)
