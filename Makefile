@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test lint bench bench-quick adapters clean
+.PHONY: chat test lint docs bench bench-quick adapters clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check memcli tests bench recipes
 	$(BIN)/mypy memcli
+	$(BIN)/cog --check README.md
+
+# Regenerate the README's command reference from the Typer app (memcli/cli/reference.py).
+docs: $(STAMP)
+	$(BIN)/cog -r README.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
