@@ -63,11 +63,11 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
     command = [*venv_script("memcli", "memcli"), "mcp", "--db", str(db)]
 
     _say(f"{calls} calls of each tool in process")
-    local = _in_process(db, entities, calls)
+    local, local_cpu = _in_process(db, entities, calls)
     _say(f"{calls} calls of each tool over stdio")
-    stdio = asyncio.run(_stdio(command, env, entities, calls))
+    stdio, stdio_cpu = asyncio.run(_stdio(command, env, entities, calls))
     _say(f"{calls} calls of each tool from {HTTP_CLIENTS} HTTP clients at once")
-    http, rates = _http(command, env, entities, calls)
+    http, rates, http_cpu = _http(command, env, entities, calls)
 
     rows: list[Row] = []
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
@@ -97,6 +97,17 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
                 "calls/s",
             )
         )
+        # CPU time, which other load on the machine does not inflate as it does wall time.
+        server_cpu, client_cpu = stdio_cpu[tool]
+        for name, ours in (
+            (f"{tool} CPU a call, memcli mcp over stdio (mean) vs store in process", server_cpu),
+            (f"{tool} CPU a call, the SDK's client over stdio (mean) vs store in process",
+             client_cpu),
+            (f"{tool} CPU a call, memcli mcp with {HTTP_CLIENTS} HTTP clients (mean) vs store",
+             http_cpu[tool]),
+        ):
+            base = local_cpu[tool]
+            rows.append(row(name, ours, base, "ms", ratio=speed_ratio(ours, base)))
     return rows
 
 
@@ -119,54 +130,89 @@ def _timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def _in_process(db: Path, entities: list[str], calls: int) -> dict[str, list[float]]:
+def _in_process(
+    db: Path, entities: list[str], calls: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Wall times (ms) of each store call, and the mean CPU ms a call."""
+    cpu: dict[str, float] = {}
     with TripleStore(db) as store:
+        started = time.process_time()
         facts = [_timed(lambda e=e: store.facts_about(e, limit=100)) for e in entities]
+        cpu["memory_facts"] = (time.process_time() - started) * 1000 / len(entities)
+        started = time.process_time()
         adds = [
             _timed(lambda i=i: store.add(f"Local {i}", "country", "Iceland", "bench"))
             for i in range(calls)
         ]
-    return {"memory_facts": facts, "memory_add": adds}
+        cpu["memory_add"] = (time.process_time() - started) * 1000 / calls
+    return {"memory_facts": facts, "memory_add": adds}, cpu
 
 
-async def _drive(client: Any, entities: list[str], label: str, out: dict[str, list[float]]) -> None:
-    for entity in entities:
-        start = time.perf_counter()
-        result = await client.call_tool("memory_facts", {"entity": entity})
-        out["memory_facts"].append((time.perf_counter() - start) * 1000)
-        assert not result.is_error, result.content
-    for i in range(len(entities)):
-        start = time.perf_counter()
-        result = await client.call_tool(
-            "memory_add",
-            {"subject": f"{label} {i}", "relation": "country", "object": "Iceland"},
-        )
-        out["memory_add"].append((time.perf_counter() - start) * 1000)
-        assert not result.is_error, result.content
+def _cpu_ms(pid: int | None) -> float | None:
+    """CPU time (user + system, ms) a process has used so far; None off Linux."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _child_server() -> int | None:
+    """The pid of the `memcli mcp` this process started (the stdio client's child)."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == me and b"mcp" in cmdline:
+            return int(entry.name)
+    return None
+
+
+def _per_call(before: float | None, after: float | None, calls: int) -> float | None:
+    if before is None or after is None:
+        return None
+    return (after - before) / calls
 
 
 async def _stdio(
     command: list[str], env: dict[str, str], entities: list[str], calls: int
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, tuple[float | None, float]]]:
+    """Wall times (ms) of each call, and per tool the mean CPU ms a call of the server
+    and of this process (the client)."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
     from mcp.types import Implementation
 
     params = StdioServerParameters(command=command[0], args=command[1:], env=env)
     out: dict[str, list[float]] = {"memory_facts": [], "memory_add": []}
+    cpu: dict[str, tuple[float | None, float]] = {}
     with open(os.devnull, "w") as errlog:
         transport = stdio_client(params, errlog=errlog)
         info = Implementation(name="bench", version="0")
         async with Client(transport, client_info=info) as client:
             for entity in entities[:20]:  # warm up: worker threads, their connections
                 await client.call_tool("memory_facts", {"entity": entity})
-            await _drive(client, entities[:calls], "Stdio", out)
-    return out
+            server = _child_server()
+            for tool in ("memory_facts", "memory_add"):
+                server_before, client_before = _cpu_ms(server), time.process_time()
+                await _drive_one(client, tool, entities[:calls], "Stdio", out)
+                cpu[tool] = (
+                    _per_call(server_before, _cpu_ms(server), calls),
+                    (time.process_time() - client_before) * 1000 / calls,
+                )
+    return out, cpu
 
 
 def _http(
     command: list[str], env: dict[str, str], entities: list[str], calls: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float | None]]:
     process = subprocess.Popen(
         [*command, "--http", "127.0.0.1:0"],
         stdin=subprocess.DEVNULL,
@@ -184,7 +230,7 @@ def _http(
                 break
         if url is None:
             raise RuntimeError("memcli mcp --http did not start")
-        return asyncio.run(_http_clients(url, entities, calls))
+        return asyncio.run(_http_clients(url, entities, calls, process.pid))
     finally:
         process.terminate()
         try:
@@ -194,8 +240,10 @@ def _http(
 
 
 async def _http_clients(
-    url: str, entities: list[str], calls: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
+    url: str, entities: list[str], calls: int, server: int
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float | None]]:
+    """Wall times (ms) of each call, calls/s of all clients together, and the server's
+    mean CPU ms a call."""
     from mcp import Client
     from mcp.types import Implementation
 
@@ -210,7 +258,9 @@ async def _http_clients(
         for client in entered:
             await client.call_tool("memory_facts", {"entity": entities[0]})
         rates: dict[str, float] = {}
+        cpu: dict[str, float | None] = {}
         for tool in ("memory_facts", "memory_add"):
+            before = _cpu_ms(server)
             start = time.perf_counter()
             await asyncio.gather(
                 *(
@@ -219,10 +269,11 @@ async def _http_clients(
                 )
             )
             rates[tool] = share * HTTP_CLIENTS / (time.perf_counter() - start)
+            cpu[tool] = _per_call(before, _cpu_ms(server), share * HTTP_CLIENTS)
     finally:
         for client in reversed(entered):
             await client.__aexit__(None, None, None)
-    return out, rates
+    return out, rates, cpu
 
 
 async def _drive_one(
