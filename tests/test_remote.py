@@ -355,3 +355,21 @@ def test_eval_ppl_against_a_server_says_it_cannot_in_one_line(store):
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert "eval ppl needs every token's log-probability" in result.stderr
+
+
+def test_ask_and_ingest_run_on_a_server(tmp_path):
+    db = tmp_path / "cli.db"
+    text = tmp_path / "notes.txt"
+    text.write_text("Lake Geneva lies in Switzerland.\nIt is big.\n", encoding="utf-8")
+    with FakeServer("vllm", model_script) as server:
+        ingested = run("ingest", str(text), "--engine", server.url, "--db", str(db))
+        assert ingested.exit_code == 0, ingested.output
+        assert "Lake Geneva: country: Switzerland" in ingested.stdout.replace(" >> ", ": ")
+        asked = run("ask", "--engine", server.url, "--db", str(db),
+                    "Which country is Lake Geneva in?")
+    assert asked.exit_code == 0, asked.output
+    with TripleStore(db) as s:
+        assert [t.object for t in s.find(subject="Lake Geneva")] == ["Switzerland"]
+    writes = [b for b in server.completions() if b["prompt"].endswith("({MEM_WRITE-->")]
+    assert len(writes) == 2  # one call per sentence
+    assert "Facts read:" in asked.stdout and "Lake Geneva >> country >> Switzerland" in asked.stdout
