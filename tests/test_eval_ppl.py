@@ -197,7 +197,7 @@ def test_batched_scores_match_token_by_token_on_the_bundled_model():
         batched = TokenScorer(backend).score(tokens[1:])
         after = backend.logits()
         slow_scorer = TokenScorer(backend)
-        slow_scorer._llm = None  # the generic path: eval + logits, one token at a time
+        slow_scorer._batched = None  # the generic path: eval + logits, one token at a time
         backend.truncate(0)
         backend.eval(tokens[:1])
         slow = slow_scorer.score(tokens[1:])
