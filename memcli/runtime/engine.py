@@ -26,7 +26,7 @@ import numpy as np
 
 from memcli import protocol
 from memcli.protocol import ReadQuery, StreamParser
-from memcli.runtime import prompts
+from memcli.runtime import prompts, read_scope
 from memcli.runtime.backend import Backend, sync
 from memcli.runtime.engine_api import Capabilities
 from memcli.runtime.events import (
@@ -158,7 +158,7 @@ class MemoryLogic:
         entities a forced first read is limited to (empty: no forced read)."""
         memory = memory and self.store is not None
         messages = prompts.answer_messages(history, few_shot=self.config.few_shot, memory=memory)
-        can_read = memory and bool(self.store and self.store.count())
+        can_read = memory and self.store is not None and read_scope.has_facts(self.store)
         forced: list[str] = []
         if can_read and self.config.read_first and history:
             forced = self.mentioned_entities(history[-1]["content"])
@@ -387,7 +387,15 @@ class MemoryEngine(MemoryLogic):
             if can_read and len(turn.reads) < self.config.max_reads:
                 opened = self._find_open(turn, piece, before)
                 if opened is not None:
-                    cmd, events = self._open_read(turn, forced=False, piece=opened)
+                    # Offered names: the whole of a small memory, else those the
+                    # conversation names (`read_scope`: the cost follows the conversation).
+                    said = " ".join([*(m["content"] for m in history), *turn.text])
+                    entities, version = read_scope.read_entities(
+                        self.store, said, self.mentioned_entities
+                    ) if self.store is not None else ([], None)
+                    cmd, events = self._open_read(
+                        turn, forced=False, piece=opened, entities=entities, version=version
+                    )
                     yield from events
                     continue
             yield from self._feed(turn, piece)
@@ -442,6 +450,7 @@ class MemoryEngine(MemoryLogic):
         forced: bool,
         piece: str = "",
         entities: list[str] | None = None,
+        version: Any = None,
     ) -> tuple[Command | None, list[Event]]:
         """Put `({MEM_READ(` in the text (forcing what the model did not write) and start
         the constrained body."""
@@ -463,7 +472,7 @@ class MemoryEngine(MemoryLogic):
             cmd = self.decoder.start_read(
                 entities if entities is not None else self.store.entity_names(),
                 self.store.relation_names(),
-                version=None if entities is not None else self.store.revision(),
+                version=version if entities is not None else self.store.revision(),
             )
         except Exception as exc:  # no grammar possible: drop the call
             self._drop_call(turn)

@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 from memcli import protocol
 from memcli.errors import MemcliError, ModelError, UsageError
 from memcli.protocol import ReadQuery, StreamParser
-from memcli.runtime import prompts
+from memcli.runtime import prompts, read_scope
 from memcli.runtime.engine import (
     OPEN,
     EngineConfig,
@@ -752,8 +752,8 @@ class RemoteEngine(MemoryLogic):
         found = self.mentioned_entities(text)
         if found or self.store is None:
             return found
-        if self.store.count() and len(names := self.store.entity_names()) <= WHOLE_MEMORY_NAMES:
-            return names
+        if read_scope.has_facts(self.store) and read_scope.is_small(self.store, WHOLE_MEMORY_NAMES):
+            return self.store.entity_names()  # counted up to the limit, never fetched whole
         return []
 
     def _free(self, turn: _Turn, progress: _Progress, prompt: str, may_read: bool

@@ -1,0 +1,191 @@
+"""Memory at scale (full `make bench` only; `--quick` skips it): lookups and `mem ls`
+start-up on a memory of 10,000,000 facts against the same on a memory of 10,000.
+
+The big memory is built once, in SQL (not through the CLI: that is the import row's
+job), and cached in bench/results/cache/ (ignored by git; delete it at will, it is
+rebuilt, about a minute or two). 1,000,000 entities, each the subject of 10 facts over
+10 multi-valued DocRED relations, objects spread by a multiplicative hash; the small
+memory is the same recipe at 10,000 facts.
+
+- lookup(s, r) and lookup(r, o) p50/p99 in µs: `TripleStore.lookup` for 10,000 keys of
+  randomly chosen existing facts, at 10M vs at 10k facts (ratio = small / big time;
+  1 = no slower at scale). Goal: p99 < 1 ms at 10M.
+- start-up: `memcli mem ls --limit 1`, a whole process, median of 10 interleaved runs,
+  10M vs 10k. Goal: unchanged (ratio ≥ 0.9).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.bench_store import _latencies
+from bench.common import Row, measure, percentile, row, run_command, speed_ratio, venv_script
+from memcli.store.core import TripleStore
+from memcli.store.schema import SCHEMA_VERSION, SINGLE_VALUED
+
+CACHE = Path(__file__).parent / "results" / "cache"
+BIG, SMALL = 10_000_000, 10_000
+FACTS_PER_SUBJECT = 10
+LOOKUPS = 10_000
+STARTUP_RUNS = 10
+SEED = 20261201
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"  scale: {message}\n")
+    sys.stderr.flush()
+
+
+def build(path: Path, facts: int, per_subject: int = FACTS_PER_SUBJECT) -> None:
+    """A memory of `facts` facts (a multiple of `per_subject`) at `path`, in SQL."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    entities = facts // per_subject
+    partial = path.with_name(path.name + ".partial")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    with TripleStore(partial) as store:
+        db = store.db
+        marks = ",".join("?" * len(SINGLE_VALUED))
+        relations = [
+            rid
+            for (rid,) in db.execute(
+                f"SELECT id FROM relations WHERE wikidata_id NOT IN ({marks}) ORDER BY id",
+                sorted(SINGLE_VALUED),
+            )
+        ][:per_subject]
+        db.execute("PRAGMA cache_size = -524288")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "INSERT INTO batches (id, kind, description, created_at) VALUES "
+            "(1, 'import', 'bench: built in SQL', '2026-01-01T00:00:00.000Z')"
+        )
+        db.execute("INSERT INTO batch_ids (id) VALUES (1)")
+        db.execute("DELETE FROM batch_ids")
+        db.execute(
+            """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+               INSERT INTO entities (id, name, key)
+               SELECT i, 'Entity ' || i, 'entity ' || i FROM n""",
+            (entities,),
+        )
+        indexes = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'triples'"
+            " AND sql IS NOT NULL"
+        ).fetchall()
+        for name, _sql in indexes:
+            db.execute(f'DROP INDEX "{name}"')
+        db.execute("CREATE TEMP TABLE rel (k INTEGER PRIMARY KEY, id INTEGER)")
+        db.executemany("INSERT INTO rel VALUES (?, ?)", list(enumerate(relations)))
+        # Fact i: subject i % E + 1, relation number i / E, object a hash of i; the
+        # (subject, relation) pairs are all distinct, so the facts are.
+        db.execute(
+            """WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+               INSERT INTO triples (subject_id, relation_id, object_id, source, created_at,
+                                    updated_at, batch_id)
+               SELECT i % :e + 1, (SELECT id FROM rel WHERE k = i / :e),
+                      (i * 2654435761 + 7) % :e + 1, 'bench', '2026-01-01T00:00:00.000Z',
+                      '2026-01-01T00:00:00.000Z', 1 FROM n""".replace("?", ":f"),
+            {"f": facts, "e": entities},
+        )
+        for _name, sql in indexes:
+            db.execute(sql)
+        db.execute("UPDATE batches SET added = ? WHERE id = 1", (facts,))
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if store.count() != facts:
+            raise RuntimeError(f"built {store.count()} facts, expected {facts}")
+    partial.rename(path)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+
+
+def memory(facts: int, per_subject: int = FACTS_PER_SUBJECT) -> Path:
+    """The cached memory of `facts` facts, `per_subject` per entity, built when missing."""
+    tail = "" if per_subject == FACTS_PER_SUBJECT else f"-{per_subject}each"
+    path = CACHE / f"memory-{facts}{tail}-v{SCHEMA_VERSION}.db"
+    if not path.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        _say(f"building a memory of {facts:,} facts in SQL (cached in {CACHE})")
+        build(path, facts, per_subject)
+    return path
+
+
+def _keys(path: Path, facts: int, count: int) -> list[tuple[str, str, str]]:
+    rng = random.Random(SEED)
+    with TripleStore(path) as store:
+        return [
+            store.db.execute(
+                "SELECT subject, relation, object FROM facts WHERE id = ?", (rng.randint(1, facts),)
+            ).fetchone()
+            for _ in range(count)
+        ]
+
+
+def _lookup_times(path: Path, keys: list[tuple[str, str, str]]) -> dict[str, list[float]]:
+    with TripleStore(path) as store:
+        found = {}
+        for label, call in (
+            ("lookup(s, r)", lambda k: store.lookup(k[0], k[1], None)),
+            ("lookup(r, o)", lambda k: store.lookup(None, k[1], k[2])),
+        ):
+            for key in keys[:200]:
+                call(key)
+            found[label] = _latencies(call, keys)[0]
+        return found
+
+
+def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKUPS,
+        startup_runs: int = STARTUP_RUNS) -> list[Row]:
+    if quick:
+        return []
+    big_db, small_db = memory(big), memory(small)
+    size = f"{big // 1_000_000}M" if big >= 1_000_000 else f"{big:,}"
+    rows: list[Row] = []
+    _say(f"lookups: {lookups:,} each way at {big:,} and at {small:,} facts")
+    at_big = _lookup_times(big_db, _keys(big_db, big, lookups))
+    at_small = _lookup_times(small_db, _keys(small_db, small, lookups))
+    for label in at_big:
+        for q in (50, 99):
+            mine, theirs = percentile(at_big[label], q), percentile(at_small[label], q)
+            rows.append(
+                row(
+                    f"{label} p{q} at {size} facts vs at {small:,}",
+                    mine,
+                    theirs,
+                    "µs",
+                    ratio=speed_ratio(mine, theirs),
+                    goal="p99 < 1000 µs" if q == 99 else "",
+                    ok=mine < 1000 if q == 99 else None,
+                )
+            )
+    _say(f"start-up ×{startup_runs}: mem ls --limit 1 at {big:,} and at {small:,} facts")
+    memcli = venv_script("memcli", "memcli")
+    with tempfile.TemporaryDirectory(prefix="memcli-bench-scale-") as tmp:
+        env = dict(os.environ, MEMCLI_HOME=str(Path(tmp) / "home"), NO_COLOR="1")
+        env.pop("MEMCLI_DB", None)
+        commands = [[*memcli, "mem", "ls", "--limit", "1", "--db", str(db)]
+                    for db in (big_db, small_db)]
+        for command in commands:
+            run_command(command, env=env)  # page cache, .pyc files
+        times: list[list[float]] = [[], []]
+        for _ in range(startup_runs):
+            for n, command in enumerate(commands):
+                times[n].append(measure(lambda c=command: run_command(c, env=env), 1).best)
+    ours, base = statistics.median(times[0]), statistics.median(times[1])
+    rows.append(
+        row(
+            f"start-up, mem ls --limit 1, at {size} facts vs at {small:,}",
+            ours,
+            base,
+            "s",
+            ratio=speed_ratio(ours, base),
+            goal="ratio ≥ 0.9 (unchanged)",
+            ok=base / ours >= 0.9,
+        )
+    )
+    return rows
