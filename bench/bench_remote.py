@@ -84,7 +84,8 @@ def serve(model: Path, log: Path, n_ctx: int = 4096) -> Iterator[str]:
 
 
 def direct_tokens_per_second(url: str, body: dict) -> float:
-    """A bare streamed completion: tokens (chunks with text) over the request's time."""
+    """A bare streamed completion: tokens (chunks with text) over the time from the
+    request to the chunk that carries the finish reason."""
     port = int(url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     start = time.perf_counter()
@@ -97,7 +98,10 @@ def direct_tokens_per_second(url: str, body: dict) -> float:
         if text == "data: [DONE]":
             break
         if text.startswith("data:"):
-            tokens += bool(json.loads(text[5:])["choices"][0].get("text"))
+            choice = json.loads(text[5:])["choices"][0]
+            tokens += bool(choice.get("text"))
+            if choice.get("finish_reason"):  # where the engine stops reading too
+                break
     elapsed = time.perf_counter() - start
     conn.close()
     return tokens / elapsed
