@@ -373,3 +373,32 @@ def test_ask_and_ingest_run_on_a_server(tmp_path):
     writes = [b for b in server.completions() if b["prompt"].endswith("({MEM_WRITE-->")]
     assert len(writes) == 2  # one call per sentence
     assert "Facts read:" in asked.stdout and "Lake Geneva >> country >> Switzerland" in asked.stdout
+
+
+def test_llguidance_on_llama_server_is_chosen_by_setting(store, monkeypatch):
+    monkeypatch.setenv("MEMCLI_ENGINE_CONSTRAINT", "llguidance")
+    with FakeServer("llama-server", model_script, chat_template=CHATML) as server:
+        engine = open_engine(store, engine=server.url)
+        done = done_of(answer(engine, "Which country is Lake Geneva in?"))
+    assert engine.capabilities().constraint == "llguidance"
+    assert done.reads[0].results == ("France",)
+    read = next(b for b in server.completions() if "grammar" in b)
+    assert read["grammar"].startswith("%llguidance {}\n")
+    grammars.validate_lark(read["grammar"])
+
+
+def test_without_any_constraint_a_call_is_checked_after_it_is_generated(store):
+    def script(body):
+        if body["prompt"].endswith("({MEM_READ("):
+            assert body["stop"] == [")-->"]
+            return Reply(["Lake Geneva>>country>>"])  # the stop string is cut off
+        if body["prompt"].endswith("France})"):
+            return Reply([" France."])
+        return Reply([" Hm."])
+
+    with FakeServer("plain", script) as server:
+        engine = open_engine(store, engine=server.url)
+        done = done_of(answer(engine, "Which country is Lake Geneva in?"))
+    assert engine.capabilities().constraint == "none"
+    assert engine.capabilities().notes
+    assert done.raw == "({MEM_READ(Lake Geneva>>country>>)-->France}) France."
