@@ -591,6 +591,29 @@ def _offline() -> bool:
     return value.strip().lower() in {"1", "on", "yes", "true"}
 
 
+def _reachable(entry: ModelEntry, timeout: float = 3.0) -> None:
+    """Fail fast, in one line, when the Hub's host cannot be reached: huggingface-hub
+    would retry with backoff for about 25 s, printing a line per retry. Skipped behind a
+    proxy, which only the proxy can reach past."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                             "all_proxy", "HTTP_PROXY", "http_proxy")):  # fmt: skip
+        return
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise ModelError(
+            f"cannot download {entry.repo}/{entry.file}: cannot reach {endpoint} ({why}); "
+            f"{LOCAL_HINT}"
+        ) from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return text or type(exc).__name__
@@ -650,6 +673,7 @@ def pull(
             f"cannot download {entry.repo}/{entry.file}: HF_HUB_OFFLINE is set; {LOCAL_HINT}"
         )
 
+    _reachable(entry)
     from huggingface_hub import hf_hub_download
 
     staging = paths.models_dir() / PARTIAL_DIR / entry.name
@@ -745,6 +769,18 @@ def set_default(spec: str) -> str:
 
 def remove(name: str) -> Path:
     """Delete a downloaded model (by registry name or file name); returns its old path."""
+    target = removable(name)
+    target.unlink()
+    _remove_staging(paths.models_dir() / PARTIAL_DIR / target.stem)
+    configured = configured_model()
+    if configured in (name, target.stem, target.name, str(target)):
+        _write_config({"model": None})
+    return target
+
+
+def removable(name: str) -> Path:
+    """The downloaded file `remove(name)` would delete; raises, in one line, when there
+    is none (so the CLI asks only about a file that exists)."""
     entries = registry()
     entry = entries.get(name)
     if entry is not None and entry.bundled:
@@ -759,11 +795,6 @@ def remove(name: str) -> Path:
             target = paths.models_dir() / f"{name}.gguf"
     if target.suffix != ".gguf" or not target.is_file():
         raise NotFoundError(f"model {name} is not downloaded")
-    target.unlink()
-    _remove_staging(paths.models_dir() / PARTIAL_DIR / target.stem)
-    configured = configured_model()
-    if configured in (name, target.stem, target.name, str(target)):
-        _write_config({"model": None})
     return target
 
 

@@ -67,14 +67,14 @@ def test_edit_show_and_history():
     )
     assert run("mem", "edit", "1").exit_code == 2
     missing = run("mem", "show", "9")
-    assert (missing.exit_code, missing.stderr) == (1, "memcli: error: no triple with id 9\n")
+    assert (missing.exit_code, missing.stderr) == (1, "memcli: error: no fact with id 9\n")
 
 
 def test_rm_by_id_and_by_match_with_dry_run_and_yes():
     for city in ("Paris", "Lyon", "Nice"):
         run("mem", "add", city, "country", "France")
     run("mem", "add", "Rome", "country", "Italy")
-    assert run("mem", "rm", "1").stderr == "removed 1 fact(s); `memcli mem undo` restores them\n"
+    assert run("mem", "rm", "1").stderr == "removed 1 fact; `memcli mem undo` restores them\n"
     dry = run("mem", "rm", "--object", "france", "--dry-run", "--json")
     assert [json.loads(x)["subject"] for x in dry.stdout.splitlines()] == ["Lyon", "Nice"]
     refused = run("mem", "rm", "--object", "France")  # stdin is not a terminal: no prompt
@@ -119,7 +119,7 @@ def test_export_restore_round_trip_through_cli(tmp_path):
     run("mem", "add", "C", "country", "D")
     snap = tmp_path / "snap.jsonl"
     assert run("mem", "export", "-o", str(snap)).stderr == (
-        f"exported 2 fact(s) as jsonl to {snap}\n"
+        f"exported 2 facts as jsonl to {snap}\n"
     )
     before = run("mem", "ls", "--json").stdout
     run("mem", "rm", "1")

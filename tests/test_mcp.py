@@ -238,8 +238,8 @@ def test_bad_arguments_are_tool_errors_with_the_cli_messages(stdio, db, home):
         ],
     )
     assert many.startswith("facts[1]: subject 'Bad;name' contains ';'")
-    assert stdio.error("memory_edit", id=999999, object="X") == "no triple with id 999999"
-    assert stdio.error("memory_remove", ids=[999999]).startswith("no triple with id 999999")
+    assert stdio.error("memory_edit", id=999999, object="X") == "no fact with id 999999"
+    assert stdio.error("memory_remove", ids=[999999]).startswith("no fact with id 999999")
     assert "unknown relation" in stdio.error("memory_facts", entity="X", relation="zzzqqq")
     assert stdio.error("memory_ingest", text="   ") == "the text is empty"  # no model loaded
     assert "at most 200,000" in stdio.error("memory_ingest", text="x" * 200_001)

@@ -17,7 +17,7 @@ from memcli.cli.common import (
     NoAdapterOption,
     ThreadsOption,
 )
-from memcli.cli.output import json_line, note, safe
+from memcli.cli.output import counted, json_line, note, safe
 from memcli.errors import MemcliError, UsageError
 from memcli.store.safety import printable
 
@@ -136,11 +136,13 @@ def ingest(
                 progress.update(done)
         except KeyboardInterrupt:
             progress.close()
-            note(f"interrupted after {done} of {len(sentences)} sentences; their facts are kept")
+            note(f"interrupted after {done} of {counted(len(sentences), 'sentence')}; "
+                 "their facts are kept")
             raise typer.Exit(130) from None
         except MemcliError:  # the server went away, say: what is stored stays
             progress.close()
-            note(f"stopped after {done} of {len(sentences)} sentences; their facts are kept")
+            note(f"stopped after {done} of {counted(len(sentences), 'sentence')}; "
+                 "their facts are kept")
             raise
         finally:
             engine.close()
@@ -148,7 +150,7 @@ def ingest(
     rate = done / max(time.perf_counter() - started, 1e-9)
     verb = "would store" if dry_run else "stored"
     note(
-        f"{done} sentences ({rate:.1f}/s): {proposed} facts proposed, {verb} "
+        f"{counted(done, 'sentence')} ({rate:.1f}/s): {counted(proposed, 'fact')} proposed, {verb} "
         f"{proposed if dry_run else stored} new"
     )
 

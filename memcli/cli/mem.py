@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from memcli.cli.common import DbOption, JsonOption
-from memcli.cli.output import err, json_line, note, out, print_table
+from memcli.cli.output import counted, err, json_line, note, out, print_table
 from memcli.errors import UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
 
@@ -140,7 +140,9 @@ def edit(
 
 @app.command()
 def supersede(
-    triple_id: Annotated[int, typer.Argument(metavar="ID", help="The fact that stopped being true.")],
+    triple_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The fact that stopped being true.")
+    ],
     object: Annotated[str, typer.Option("--object", help="What is true now.")],
     source: Annotated[str, typer.Option(help="Where the new fact comes from.")] = "manual",
     db: DbOption = None,
@@ -187,23 +189,24 @@ def rm(
             return
         if dry_run:
             print_triples(targets, as_json)
-            note(f"would remove {len(targets)} fact(s)")
+            note(f"would remove {counted(len(targets), 'fact')}")
             return
         if by_match and not yes:
             if not sys.stdin.isatty():
                 raise UsageError(
-                    f"{len(targets)} fact(s) match; pass --yes to remove them (or --dry-run)"
+                    f"{counted(len(targets), 'fact')} match; pass --yes to remove them "
+                    "(or --dry-run)"
                 )
             print_triples(targets[:20], False)
             more = f" (showing 20 of {len(targets)})" if len(targets) > 20 else ""
-            if not typer.confirm(f"Remove {len(targets)} fact(s){more}?", err=True):
+            if not typer.confirm(f"Remove {counted(len(targets), 'fact')}{more}?", err=True):
                 note("nothing removed")
                 raise typer.Exit(1)
         removed = store.remove([t.id for t in targets])
     if as_json:
         for t in removed:
             json_line(t.as_dict())
-    note(f"removed {len(removed)} fact(s); `memcli mem undo` restores them")
+    note(f"removed {counted(len(removed), 'fact')}; `memcli mem undo` restores them")
 
 
 @app.command("ls")
@@ -417,7 +420,7 @@ def import_(
         note(f"… and {report.error_count - len(report.errors)} more errors")
     verb = "would add" if dry_run else "added"
     note(
-        f"{verb} {report.added} of {report.rows} rows; duplicates: "
+        f"{verb} {report.added} of {counted(report.rows, 'row')}; duplicates: "
         f"{report.duplicates_in_file} in file, {report.duplicates_in_memory} already in memory; "
         f"errors: {report.error_count}"
         + (f"; superseded {report.superseded}" if report.superseded else "")
@@ -472,7 +475,7 @@ def export(
     chosen = snapshots.format_for(output, fmt)
     with open_store(db) as store:
         count = snapshots.export(store, output, chosen)
-    note(f"exported {count} fact(s) as {chosen}" + (f" to {output}" if output else ""))
+    note(f"exported {counted(count, 'fact')} as {chosen}" + (f" to {output}" if output else ""))
 
 
 @app.command()
@@ -505,10 +508,10 @@ def restore(
         held = 0 if merge or yes else store.count()
         if held and not sys.stdin.isatty():
             raise UsageError(
-                f"restore replaces all {held} facts in memory; pass --yes to do so "
+                f"restore replaces all {counted(held, 'fact')} in memory; pass --yes to do so "
                 "(or --merge to add the snapshot's facts); `memcli mem undo` takes it back"
             )
-        if held and not typer.confirm(f"Replace all {held} facts in memory?", err=True):
+        if held and not typer.confirm(f"Replace all {counted(held, 'fact')} in memory?", err=True):
             raise typer.Exit(1)
         batch_id, removed, added = snapshots.restore(
             store, snapshot, merge=merge, allow_empty=allow_empty

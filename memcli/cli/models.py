@@ -211,6 +211,7 @@ def rm(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a downloaded model file (the bundled model cannot be removed)."""
+    catalog.removable(name)  # a model that is not there is an error, not a question
     if not yes:
         try:
             confirmed = typer.confirm(f"Remove {name}?", default=False, err=True)

@@ -33,6 +33,11 @@ def error(message: str) -> None:
     sys.stderr.write(f"memcli: error: {printable(text)}\n")
 
 
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """'1 fact', '2 facts': a count and its noun, in the right number."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def note(message: str) -> None:
     """A message for the person, never data: stderr. Names and paths in it cannot drive
     the terminal: control characters and escape sequences are shown escaped."""

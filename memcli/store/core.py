@@ -383,7 +383,7 @@ class TripleStore:
         safety.check_id(triple_id)
         row = self.db.execute(_TRIPLE_SQL + " WHERE t.id = ?", (triple_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no triple with id {triple_id}")
+            raise NotFoundError(f"no fact with id {triple_id}")
         return Triple(*row)
 
     def find(
@@ -755,7 +755,8 @@ class TripleStore:
 
     def _existing(self, subject: str, relation: str, object: str) -> Triple | None:
         row = self.db.execute(
-            _TRIPLE_SQL + " WHERE s.key = ? AND r.key = ? AND o.key = ? AND t.superseded_at IS NULL",
+            _TRIPLE_SQL
+            + " WHERE s.key = ? AND r.key = ? AND o.key = ? AND t.superseded_at IS NULL",
             (names.key(subject), names.key(relation), names.key(object)),
         ).fetchone()
         return Triple(*row) if row else None
@@ -819,7 +820,7 @@ class TripleStore:
             names.key(x) for x in (before.subject, before.relation, before.object)
         ]:
             raise UsageError(
-                f"triple {triple_id} already reads that way (names match ignoring case and "
+                f"fact {triple_id} already reads that way (names match ignoring case and "
                 "spaces); nothing changed"
             )
         with self.batch("edit", f"edit {triple_id}"):
@@ -832,7 +833,7 @@ class TripleStore:
                 (sid, rel, oid, triple_id, before.current),
             ).fetchone()
             if clash:
-                raise UsageError(f"triple {clash[0]} already states that; nothing changed")
+                raise UsageError(f"fact {clash[0]} already states that; nothing changed")
             stamp = now()
             self.db.execute(
                 """INSERT INTO changes (batch_id, op, triple_id, subject, relation, object,
@@ -867,7 +868,7 @@ class TripleStore:
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFoundError(
-                f"no triple with id {', '.join(map(str, missing))}; nothing removed"
+                f"no fact with id {', '.join(map(str, missing))}; nothing removed"
             )
         if not ids:
             return []
@@ -943,7 +944,7 @@ class TripleStore:
             ).fetchone()
             if later:
                 raise UndoError(
-                    f"batch {later[0]} later changed triples of batch {batch_id}; "
+                    f"batch {later[0]} later changed facts of batch {batch_id}; "
                     f"undo batch {later[0]} first"
                 )
             with self.batch("undo", f"undo batch {batch_id}: {target.description}") as undo_id:

@@ -26,7 +26,7 @@ MEMORY_SIDECARS = ("", "-wal", "-shm", "-journal")
 # -- integers ------------------------------------------------------------------------------
 
 
-def check_id(value: int, what: str = "triple") -> int:
+def check_id(value: int, what: str = "fact") -> int:
     """An id SQLite can hold; larger or non-positive ones cannot name anything."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
         raise NotFoundError(f"no {what} with id {_clip(value)}")

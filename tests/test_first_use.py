@@ -1,0 +1,73 @@
+"""What a new user meets besides the README's examples: one-line errors where a prompt
+or a minute of retries used to be."""
+
+from __future__ import annotations
+
+import socket
+
+from typer.testing import CliRunner
+
+from memcli import paths
+from memcli.cli.app import app
+from memcli.cli.output import counted
+from tests.fixtures.gguf_writer import write_gguf
+
+runner = CliRunner()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+def test_pull_with_the_hub_unreachable_is_one_line_without_retries(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    result = runner.invoke(app, ["models", "pull", "qwen2.5-0.5b", "--no-progress"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Retrying" not in result.stderr
+    assert result.stderr.startswith(
+        "memcli: error: cannot download bartowski/Qwen2.5-0.5B-Instruct-GGUF/"
+        f"Qwen2.5-0.5B-Instruct-Q4_K_M.gguf: cannot reach {endpoint} ("
+    )
+    assert not list(paths.models_dir().rglob("*"))  # nothing staged
+
+
+def test_rm_of_a_model_not_downloaded_is_an_error_not_a_question():
+    result = runner.invoke(app, ["models", "rm", "qwen2.5-0.5b"], input="y\n")
+    assert (result.exit_code, result.stderr) == (
+        1, "memcli: error: model qwen2.5-0.5b is not downloaded\n"
+    )
+    write_gguf(paths.models_dir() / "qwen2.5-0.5b.gguf")
+    asked = runner.invoke(app, ["models", "rm", "qwen2.5-0.5b"], input="n\n")
+    assert asked.exit_code == 2 and asked.stderr.startswith("Remove qwen2.5-0.5b? [y/N]:")
+
+
+def test_counts_read_as_english():
+    assert [counted(n, "fact") for n in (0, 1, 2)] == ["0 facts", "1 fact", "2 facts"]
+    assert counted(1, "sentence") == "1 sentence" and counted(3, "entry", "entries") == "3 entries"
+    result = runner.invoke(app, ["mem", "add", "Ada", "employer", "Babbage"])
+    assert result.exit_code == 0
+    removed = runner.invoke(app, ["mem", "rm", "1"])
+    assert removed.stderr == "removed 1 fact; `memcli mem undo` restores them\n"
+    missing = runner.invoke(app, ["mem", "show", "7"])
+    assert missing.stderr == "memcli: error: no fact with id 7\n"
+
+
+def test_usage_errors_are_one_line_with_a_pointer_to_help():
+    result = runner.invoke(app, ["mem", "add", "Ada"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "memcli: error: Missing argument 'relation'. (see 'memcli mem add --help')\n"
+    )
+    unknown = runner.invoke(app, ["mem", "ls", "--bogus"])
+    assert unknown.stderr == "memcli: error: No such option: --bogus (see 'memcli mem ls --help')\n"
+    assert runner.invoke(app, ["nosuch"]).stderr.count("\n") == 1
