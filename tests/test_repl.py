@@ -68,10 +68,10 @@ class Chat:
 # -- turns ----------------------------------------------------------------------------
 
 
-def test_a_turn_answers_then_writes_the_stated_fact_as_one_batch():
-    chat = Chat("Noted.", GENEVA_WRITE)
+def test_a_statement_turn_writes_the_fact_as_one_batch_and_acknowledges_it():
+    chat = Chat(GENEVA_WRITE)  # a statement gets no generated answer: the write only
     out = chat.type("Lake Geneva is in France.\n")
-    assert "Noted." in out
+    assert "Noted: Lake Geneva - country: France." in out
     assert GENEVA_WRITE in out
     assert "stored 1 fact (#2); /undo reverts" in out
     [stored] = chat.store.find(subject="Lake Geneva")
@@ -80,7 +80,7 @@ def test_a_turn_answers_then_writes_the_stated_fact_as_one_batch():
     assert batch.kind == "chat" and batch.description.startswith("chat test turn 1:")
     assert chat.conversation.history == [
         {"role": "user", "content": "Lake Geneva is in France."},
-        {"role": "assistant", "content": "Noted."},
+        {"role": "assistant", "content": "Noted: Lake Geneva - country: France."},
     ]
 
 
@@ -114,7 +114,7 @@ def test_each_stated_sentence_gets_its_own_write_with_the_conversation_as_contex
 
 
 def test_context_of_a_later_turn_holds_the_earlier_messages_and_answers():
-    chat = Chat("Noted.", GENEVA_WRITE, "Fine.", "({MEM_WRITE-->})")
+    chat = Chat(GENEVA_WRITE, "({MEM_WRITE-->})")
     contexts: list[str] = []
     original = chat.engine.write
 
@@ -124,7 +124,7 @@ def test_context_of_a_later_turn_holds_the_earlier_messages_and_answers():
 
     chat.engine.write = spy  # type: ignore[method-assign]
     chat.type("Lake Geneva is in France.\nIt is large.\n")
-    assert contexts == ["", "Lake Geneva is in France. Noted."]
+    assert contexts == ["", "Lake Geneva is in France. Noted: Lake Geneva - country: France."]
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_ctrl_c_during_the_answer_stops_the_turn_and_keeps_the_repl():
 
     chat.engine.answer = answer  # type: ignore[method-assign]
     before = chat.facts()
-    out = chat.type("Lake Geneva is in France.\n/writes\n")
+    out = chat.type("Hello there. Lake Geneva is in France.\n/writes\n")
     assert "stopped; nothing from this turn was kept" in out
     assert chat.facts() == before
     assert chat.conversation.history == []
@@ -159,8 +159,8 @@ def test_ctrl_c_during_the_answer_stops_the_turn_and_keeps_the_repl():
 
 
 def test_ctrl_c_mid_turn_rolls_back_writes_of_that_turn():
-    chat = Chat("Noted.", GENEVA_WRITE, "({MEM_WRITE-->Lake Geneva>>country>>Switzerland})",
-                "Fine.", GENEVA_WRITE)
+    chat = Chat(GENEVA_WRITE, "({MEM_WRITE-->Lake Geneva>>country>>Switzerland})",
+                GENEVA_WRITE)
     original = chat.engine.write
     calls = {"n": 0}
 
@@ -180,7 +180,7 @@ def test_ctrl_c_mid_turn_rolls_back_writes_of_that_turn():
 
 
 def test_ctrl_c_just_after_the_batch_was_committed_still_rolls_it_back(monkeypatch):
-    chat = Chat("Noted.", GENEVA_WRITE, "Fine.", GENEVA_WRITE)
+    chat = Chat(GENEVA_WRITE, GENEVA_WRITE)
     original = chat.store.add_many
     calls = {"n": 0}
 
@@ -230,8 +230,7 @@ def test_why_lists_the_facts_read_with_id_source_and_date():
 
 
 def test_writes_and_undo_revert_the_last_turn_only():
-    chat = Chat("Noted.", GENEVA_WRITE, "Fine.",
-                "({MEM_WRITE-->Lake Geneva>>country>>Switzerland})")
+    chat = Chat(GENEVA_WRITE, "({MEM_WRITE-->Lake Geneva>>country>>Switzerland})")
     chat.type("Lake Geneva is in France.\nLake Geneva is in Switzerland.\n/writes\n/undo\n")
     out = chat.output
     assert "Lake Geneva >> country >> Switzerland" in out.split("/writes")[-1] or (
@@ -278,7 +277,7 @@ def test_memory_off_neither_reads_nor_writes_and_clear_forgets_context():
 
 
 def test_export_writes_the_conversation(tmp_path):
-    chat = Chat(READ_ANSWER, "Noted.", GENEVA_WRITE)
+    chat = Chat(READ_ANSWER, GENEVA_WRITE)
     md, jsonl = tmp_path / "chat.md", tmp_path / "chat.jsonl"
     chat.type(f"Which label is Rihanna on?\nLake Geneva is in France.\n/export {md}\n"
               f"/export {jsonl}\n")
@@ -326,7 +325,7 @@ def test_help_model_and_quit():
 
 def test_approval_accepts_rejects_and_edits_each_proposal():
     write = "({MEM_WRITE-->Lake Geneva>>country>>France;Lake Geneva>>continent>>Europe})"
-    chat = Chat("Noted.", write, approve=True)
+    chat = Chat(write, approve=True)
     # The second triple is edited (the edit line starts from the proposal's text).
     keys = "Lake Geneva lies in France, Europe.\nn\ne\n" + "\x7f" * len("Europe") + "Asia\n"
     chat.type(keys + "/writes\n")
@@ -344,7 +343,7 @@ def test_approval_accepts_rejects_and_edits_each_proposal():
 
 def test_approval_all_and_quit_and_toggle():
     write = "({MEM_WRITE-->Lake Geneva>>country>>France;Lake Geneva>>continent>>Europe})"
-    chat = Chat("Noted.", write, "Fine.", write, "Fine.", write)
+    chat = Chat(write, write, write)
     chat.type("/approve on\nLake Geneva lies in France, Europe.\nq\n")
     assert chat.store.count() == 1  # q: nothing of the turn stored
     chat.type("Lake Geneva lies in France, Europe.\na\n")
@@ -355,7 +354,7 @@ def test_approval_all_and_quit_and_toggle():
 
 
 def test_an_edit_with_an_unknown_relation_is_refused_and_asked_again():
-    chat = Chat("Noted.", GENEVA_WRITE, approve=True)
+    chat = Chat(GENEVA_WRITE, approve=True)
     clear = "\x7f" * len("Lake Geneva >> country >> France")
     chat.type("Lake Geneva is in France.\ne\n" + clear + "Lake Geneva >> sits in >> France\n"
               + clear + "Lake Geneva >> country >> Italy\n")

@@ -34,13 +34,14 @@ def fake_model(monkeypatch):
 
 
 def test_execute_runs_turns_and_commands_in_order_as_plain_text(fake_model):
-    fake_model("Noted.", GENEVA_WRITE, GENEVA_READ)
+    fake_model(GENEVA_WRITE, GENEVA_READ)
     result = run("chat", "-e", "Lake Geneva is in France.", "-e", "/writes",
                  "-e", "Which country is Lake Geneva in?", "-e", "/why")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "\x1b" not in out
-    assert out.index("Noted.") < out.index(GENEVA_WRITE) < out.index(GENEVA_READ)
+    assert out.index(GENEVA_WRITE) < out.index("Noted: Lake Geneva - country: France.") < (
+        out.index(GENEVA_READ))
     assert "Lake Geneva >> country >> France" in out  # /writes and /why tables
     assert "stored 1 fact (#1); /undo reverts" in result.stderr
     with TripleStore() as store:
@@ -49,7 +50,7 @@ def test_execute_runs_turns_and_commands_in_order_as_plain_text(fake_model):
 
 
 def test_stdin_lines_are_turns_and_hide_calls_gives_markers(fake_model):
-    fake_model("Noted.", GENEVA_WRITE, GENEVA_READ)
+    fake_model(GENEVA_WRITE, GENEVA_READ)
     result = run("chat", "--hide-calls",
                  input="Lake Geneva is in France.\n\nWhich country is Lake Geneva in?\n")
     assert result.exit_code == 0, result.output
@@ -67,7 +68,7 @@ def test_errors_are_one_line_and_the_exit_status_says_so(fake_model):
 
 
 def test_approve_reads_answers_from_the_following_lines(fake_model):
-    fake_model("Noted.", GENEVA_WRITE)
+    fake_model(GENEVA_WRITE)
     result = run("chat", "--approve", input="Lake Geneva is in France.\nn\n/writes\n")
     assert result.exit_code == 0, result.output
     assert "store it?" in result.stderr

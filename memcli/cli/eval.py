@@ -269,3 +269,81 @@ def ppl(
                       lambda progress: evaluate_ppl(engine, documents, progress=progress))
         settings = _settings(data, docs, engine, options)
     _print(f"eval ppl: {len(documents)} documents", report, settings, as_json)
+
+
+def _load_chat_engine(store: TripleStore, config: EngineConfig, **options: Any) -> Any:
+    """The base weights for turns that need no memory, as `memcli chat` uses them: the
+    same model without the adapter (None when no adapter is on: the answering engine
+    serves). Tests replace this too."""
+    if options.get("no_adapter"):
+        return None
+    from memcli.runtime.engine import EngineConfig as Config
+
+    return _load_engine(store, Config(temperature=0.0), **{**options, "no_adapter": True})
+
+
+@app.command()
+def chat(
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="Conversations, one JSON object a line (format: "
+                       "memcli/evaluation/chat.py; recipes/data/chat_dev.jsonl is one)."),
+    ],
+    max_conversations: Annotated[
+        int | None,
+        typer.Option("--max-conversations", min=1, metavar="N",
+                     help="Only the first N conversations.", show_default=False),
+    ] = None,
+    model: ModelOption = None,
+    adapter: AdapterOption = None,
+    no_adapter: NoAdapterOption = False,
+    threads: ThreadsOption = None,
+    as_json: ReportOption = False,
+) -> None:
+    """Tell conversations in everyday language to the chat, each in a fresh memory.
+
+    The turns run through the same code as `memcli chat`. Reports facts captured,
+    questions answered, updates followed, abstentions on facts never told, writes where
+    nothing was stated (spurious), and non-memory prompts answered "I don't know"
+    (lower is better for the last two), overall and by category.
+    """
+    import io
+
+    from rich.console import Console
+
+    from memcli.evaluation.chat import evaluate_chat, load_conversations
+    from memcli.repl.conversation import Conversation
+    from memcli.repl.engines import StaticEngines
+    from memcli.repl.render import TurnView
+    from memcli.store.core import TripleStore
+
+    conversations = load_conversations(file)[:max_conversations]
+    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    with (
+        tempfile.TemporaryDirectory(prefix="memcli-eval-") as folder,
+        TripleStore(Path(folder) / "memory.db") as first,
+    ):
+        engine = _load_engine(first, _config(), **options)
+        base = _load_chat_engine(first, _config(), **options)
+        try:
+            def make(store: TripleStore) -> Conversation:
+                engine.store = store
+                conversation = Conversation(StaticEngines(engine), store, session_id="eval")
+                if base is not None:
+                    conversation.chat_factory = lambda: base
+                return conversation
+
+            sink = Console(file=io.StringIO(), width=100, color_system=None)
+            view = TurnView(sink, sink, hide_calls=True, wrap=False)
+            report = _run("conversations", len(conversations), lambda progress: evaluate_chat(
+                make, conversations, view, progress=progress))
+            settings = {"file": str(file), "conversations": len(conversations),
+                        "model": options["model"], "adapter": adapter, "no_adapter": no_adapter,
+                        "threads": threads}
+        finally:
+            for each in (engine, base):
+                close = getattr(each, "close", None) or getattr(
+                    getattr(each, "backend", None), "close", None)
+                if close is not None:
+                    close()
+    _print(f"eval chat: {len(conversations)} conversations", report, settings, as_json)

@@ -21,7 +21,8 @@ Keys of a turn (all but `user` optional; `category` labels it for the split tabl
 
 - `facts`: the triples the message states. Each must be in memory (current) after the
   turn: *captured*. `[]` says it states none: anything stored is *spurious*.
-- `superseded`: triples that must no longer be current after the turn.
+- `superseded`: triples that must no longer be current after the turn (counted only
+  when they were current before it).
 - `answer`: the turn asks something. A list: the reply must name one of these (case and
   spaces aside) and not abstain: *answered* (with `stale`, *updates followed* instead,
   where it must also name none of the `stale` values). `null`: the fact was never told,
@@ -228,6 +229,7 @@ def evaluate_chat(
 def _score_turn(report: ChatReport, cid: str, number: int, turn: dict[str, Any],
                 conversation: Any, view: Any, store: Any) -> None:
     before = {t.id for t in store.find()}
+    held = {_key((t.subject, t.relation, t.object)) for t in store.find()}
     record = conversation.run_turn(turn["user"], view)
     reply = record.answer
     current = store.find()
@@ -247,7 +249,8 @@ def _score_turn(report: ChatReport, cid: str, number: int, turn: dict[str, Any],
         else:
             check("spurious writes", bool(stored))
     for fact in turn.get("superseded", []):
-        check("superseded", _key(fact) not in current_keys)
+        if _key(fact) in held:  # only a fact that was in memory can be superseded
+            check("superseded", _key(fact) not in current_keys)
     if "answer" in turn:
         answer = turn["answer"]
         if answer is None:

@@ -18,20 +18,36 @@ undone and the turn does not enter the context: it leaves no trace in memory.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from memcli.errors import UndoError
-from memcli.runtime.events import CallFailed, CallText, Done, ReadDone, Text, Timing, WriteDone
+from memcli import protocol
+from memcli.errors import MemcliError, UndoError
+from memcli.runtime import writing
+from memcli.runtime.engine import MemoryEngine
+from memcli.runtime.events import (
+    CallFailed,
+    CallText,
+    Done,
+    Event,
+    ReadDone,
+    Text,
+    Timing,
+    WriteDone,
+)
+from memcli.runtime.writing import TurnPlan
 from memcli.store import names
 from memcli.store.core import Triple, TripleStore, check_name
 
 if TYPE_CHECKING:
     from memcli.repl.render import TurnView
-    from memcli.runtime.engine import MemoryEngine
+    from memcli.runtime.engine_api import Engine
 
 BATCH_KIND = "chat"
 
@@ -39,8 +55,8 @@ BATCH_KIND = "chat"
 class Engines(Protocol):
     """Where a conversation gets its models (see `memcli.repl.engines`)."""
 
-    def answering(self) -> MemoryEngine: ...
-    def writing(self) -> MemoryEngine: ...
+    def answering(self) -> Engine: ...
+    def writing(self) -> Engine: ...
     def close(self) -> None: ...
 
 
@@ -53,9 +69,17 @@ class Proposal:
     object: str
     sentence: str = ""
     edited_from: str | None = None  # the proposal's line before the person edited it
+    replaces: str | None = None  # the current object it supersedes (single-valued relation)
+    update: bool = False  # its sentence says the old value stopped ("moved to", "now")
 
     def line(self) -> str:
         return f"{self.subject} >> {self.relation} >> {self.object}"
+
+    def shown(self) -> str:
+        """The line as the REPL shows it: an update names the value it replaces."""
+        if self.replaces:
+            return f"{self.subject} >> {self.relation}: {self.replaces} → {self.object}"
+        return self.line()
 
     def key(self) -> tuple[str, str, str]:
         return names.key(self.subject), names.key(self.relation), names.key(self.object)
@@ -72,6 +96,9 @@ class TurnRecord:
     proposals: list[Proposal] = field(default_factory=list)
     accepted: list[Proposal] = field(default_factory=list)
     stored: list[Triple] = field(default_factory=list)
+    superseded: list[Triple] = field(default_factory=list)  # made history by `stored`
+    skipped: list[str] = field(default_factory=list)  # why proposals or sentences were left
+    extra_batches: list[int] = field(default_factory=list)  # supersessions of updates
     batch_id: int | None = None
     undone: bool = False
     status: str = "running"  # "done", "cancelled", "failed"
@@ -118,6 +145,14 @@ class Conversation:
         self.history: list[dict[str, str]] = []
         self.turns: list[TurnRecord] = []
         self._said: list[str] = []  # messages and answers in the context, as text
+        from memcli.runtime.writing import Context
+
+        self.context = Context()  # who "she" and "it" are (see runtime/writing.py)
+        # The engine for turns that need no memory (greetings, requests): the base model
+        # without the memory adapter. Made on first use by `chat_factory`, else taken
+        # from `engines.chatting()`, else the answering engine.
+        self.chat_factory: Callable[[], Engine] | None = None
+        self._chat_engine: Engine | None = None
 
     # -- state --------------------------------------------------------------------------
 
@@ -132,8 +167,11 @@ class Conversation:
 
     def clear(self) -> None:
         """Forget the context (not memory, not the record of turns)."""
+        from memcli.runtime.writing import Context
+
         self.history = []
         self._said = []
+        self.context = Context()
 
     # -- a turn -------------------------------------------------------------------------
 
@@ -143,20 +181,31 @@ class Conversation:
         record = TurnRecord(len(self.turns) + 1, message)
         self.turns.append(record)
         mark = self.store.revision()
+        from memcli.runtime.writing import plan_turn
+
+        saved_context = copy.deepcopy(self.context)
         try:
-            self._answer(record, view)
-            if self.memory:
-                self._extract(record, view)
+            plan = plan_turn(message, self.context)
+            if plan.needs_reply or not self.memory:
+                self._answer(record, view, plan)
+            if self.memory and plan.statements:
+                self._extract(record, view, plan)
+                record.proposals = [self._with_replaced(p) for p in record.proposals]
                 if self.approve and review is not None and record.proposals:
                     record.accepted = review(list(record.proposals))
                 else:
                     record.accepted = list(record.proposals)
                 self._store(record, view)
                 view.stored(record)
+            if self.memory and (plan.statements or plan.skipped):
+                self._acknowledge(record, view, plan)
         except BaseException as exc:
             record.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+            self.context = saved_context
             self._roll_back(record, mark)
             raise
+        for p in record.accepted:  # what the turn was about, for "it" in the next one
+            self.context.saw_thing(p.object)
         record.status = "done"
         self.history += [
             {"role": "user", "content": message},
@@ -165,12 +214,10 @@ class Conversation:
         self._said += [s for s in (message, record.answer) if s]
         return record
 
-    def _answer(self, record: TurnRecord, view: TurnView) -> None:
-        engine = self.engines.answering()
+    def _answer(self, record: TurnRecord, view: TurnView, plan: TurnPlan) -> None:
         started = time.perf_counter()
         view.begin()
-        history = [*self.history, {"role": "user", "content": record.message}]
-        for event in engine.answer(history, memory=self.memory):
+        for event in self._reply(record, plan):
             view.show(event)
             if record.first_output_seconds is None and _visible(event, view):
                 record.first_output_seconds = time.perf_counter() - started
@@ -180,35 +227,125 @@ class Conversation:
                 record.answer, record.raw, record.reads = event.text, event.raw, event.reads
         view.end()
 
-    def _extract(self, record: TurnRecord, view: TurnView) -> None:
-        """One dry-run write call per stated sentence; the proposals, deduplicated."""
-        from memcli.runtime.sentences import split_sentences
+    def _reply(self, record: TurnRecord, plan: TurnPlan) -> Iterator[Event]:
+        """The answer's events: from memory for a question about something in it (the
+        read chosen by meaning), "nothing in memory" for a question about something
+        else, the base model's own reply for what needs no memory."""
+        from memcli.runtime import reading
 
-        sentences = [s for s, _line in split_sentences(record.message)]
-        if not any(_states(s) for s in sentences):
+        history = [*self.history, {"role": "user", "content": record.message}]
+        if not self.memory:
+            events = self.chatting().answer(self._plain_history(record), memory=False)
+            if not plan.questions:
+                yield from events
+                return
+            yield Text(NOT_FROM_MEMORY + " ")
+            for event in events:  # the answer is marked as the model's own
+                if isinstance(event, Done):
+                    event = dataclasses.replace(event, text=f"{NOT_FROM_MEMORY} {event.text}",
+                                                raw=f"{NOT_FROM_MEMORY} {event.raw}")
+                yield event
             return
+        for question in plan.questions:
+            entities = reading.mentioned_entities(self.store, question.resolved)
+            choices = reading.choose_facts(self.store, question.resolved, entities, limit=1)
+            if choices:
+                engine = self.engines.answering()
+                plan_read = getattr(engine, "plan_read", None)
+                if plan_read is not None:
+                    plan_read([c.query for c in choices][: protocol.MAX_READ_QUERIES])
+                yield from engine.answer(history, memory=True)
+                return
+            if entities or writing.names_in(question.resolved):
+                yield Text(NOTHING_IN_MEMORY)
+                yield Done(NOTHING_IN_MEMORY, NOTHING_IN_MEMORY)
+                return
+        yield from self.chatting().answer(self._plain_history(record), memory=False)
+
+    def chatting(self) -> Engine:
+        """The engine for turns that need no memory (the base weights, no adapter)."""
+        if self._chat_engine is None:
+            chatting = getattr(self.engines, "chatting", None)
+            if chatting is not None:
+                self._chat_engine = chatting()
+            elif self.chat_factory is not None:
+                self.engines.writing()  # the loader is done: nothing else loads now
+                self._chat_engine = self.chat_factory()
+            else:
+                self._chat_engine = self.engines.answering()
+        return self._chat_engine
+
+    def close_chat_engine(self) -> None:
+        """Free the base-model engine if this conversation made one."""
+        engine, self._chat_engine = self._chat_engine, None
+        if engine is not None and self.chat_factory is not None:
+            close = getattr(engine, "close", None) or getattr(
+                getattr(engine, "backend", None), "close", None)
+            if close is not None:
+                close()
+
+    def _plain_history(self, record: TurnRecord) -> list[dict[str, str]]:
+        """The conversation as plain text (no memory calls), for the base model."""
+        history: list[dict[str, str]] = []
+        for turn in self.turns:
+            if turn is not record and turn.status == "done":
+                history += [{"role": "user", "content": turn.message},
+                            {"role": "assistant", "content": turn.answer}]
+        return [*history[-8:], {"role": "user", "content": record.message}]
+
+    def _extract(self, record: TurnRecord, view: TurnView, plan: TurnPlan) -> None:
+        """One dry-run write call per stated sentence (pronouns resolved, the context's
+        entities allowed); the proposals checked and deduplicated."""
         engine = self.engines.writing()
         context = self._context()
+        relations = self.store.relation_names()
         seen: set[tuple[str, str, str]] = set()
-        for sentence in sentences:
-            if _states(sentence):
-                view.begin()
-                call: list[str] = []
-                for event in engine.write(
-                    sentence, context, source=self.source(record.number), dry_run=True
-                ):
-                    view.show(event)
-                    if isinstance(event, CallText) and event.kind == "write":
-                        call.append(event.text)
-                    if isinstance(event, WriteDone):
-                        for t in event.triples:
-                            proposal = Proposal(t.subject, t.relation, t.object, sentence)
-                            if proposal.key() not in seen:
-                                seen.add(proposal.key())
-                                record.proposals.append(proposal)
-                view.end()
-                record.write_calls.append("".join(call))
-            context = f"{context} {sentence}".strip()
+        for sentence in plan.statements:
+            view.begin()
+            call: list[str] = []
+            options: dict[str, Any] = {}
+            if isinstance(engine, MemoryEngine):
+                options["entities"] = self.context.entities()
+            for event in engine.write(sentence.resolved, context,
+                                      source=self.source(record.number), dry_run=True,
+                                      **options):
+                view.show(event)
+                if isinstance(event, CallText) and event.kind == "write":
+                    call.append(event.text)
+                if isinstance(event, WriteDone):
+                    triples, skipped = writing.checked_triples(
+                        sentence.resolved, [(t.subject, t.relation, t.object)
+                                            for t in event.triples], relations)
+                    record.skipped += skipped
+                    for subject, relation, obj in triples:
+                        proposal = Proposal(subject, relation, obj, sentence.text,
+                                            update=sentence.update)
+                        if proposal.key() not in seen:
+                            seen.add(proposal.key())
+                            record.proposals.append(proposal)
+            view.end()
+            record.write_calls.append("".join(call))
+            context = f"{context} {sentence.resolved}".strip()
+
+    def _acknowledge(self, record: TurnRecord, view: TurnView, plan: TurnPlan) -> None:
+        """A short true sentence about what the statements stored (templated from the
+        writes, not generated)."""
+        replaced = {}
+        for index, fact in enumerate(record.stored):
+            olds = [t.object for t in record.superseded if t.superseded_by == fact.id]
+            if olds:
+                replaced[index] = ", ".join(olds)
+        stored = [(t.subject, t.relation, t.object) for t in record.stored]
+        reasons = [f"{s.text!r}: {writing.SKIP_REASONS[s.kind]}" for s in plan.skipped]
+        if not stored and record.accepted:
+            text = "I already had that in memory."
+        else:
+            text = writing.acknowledge(stored, replaced, [*reasons, *record.skipped])
+        view.begin()
+        view.show(Text(text))
+        view.end()
+        record.answer = f"{record.answer} {text}".strip()
+        record.raw = f"{record.raw} {text}".strip()
 
     def _context(self) -> str:
         """The conversation so far as plain text, answers without their memory calls
@@ -235,11 +372,49 @@ class Conversation:
             description=f"{self.source(record.number)}: {record.message[:50]}",
         )
         record.batch_id, record.stored = batch_id, created
+        record.superseded = self.store.superseded_in(batch_id) if batch_id is not None else []
+        updates = {p.key() for p in record.accepted if p.update}
+        for fact in created:
+            # The words say the old value stopped: supersede it even when the relation
+            # is multi-valued ("now works for"). Single-valued ones were done above.
+            key = (names.key(fact.subject), names.key(fact.relation), names.key(fact.object))
+            if key not in updates or self.store.cardinality(fact.relation) == "single":
+                continue
+            for old in self.store.current_objects(fact.subject, fact.relation):
+                if old.id != fact.id and old.id not in {t.id for t in created}:
+                    result = self.store.supersede(old.id, object=fact.object,
+                                                  source=self.source(record.number))
+                    record.superseded += [t for t in result.superseded if t.id == old.id]
+                    record.extra_batches.append(self.store.revision())
+        if record.extra_batches:
+            record.superseded = [
+                self.store.get(t.id) for t in record.superseded
+            ]
+
+    def _with_replaced(self, proposal: Proposal) -> Proposal:
+        """The proposal, saying which current object it would supersede, if any."""
+        from dataclasses import replace
+
+        try:
+            if self.store.cardinality(proposal.relation) != "single":
+                return proposal
+        except MemcliError:
+            return proposal
+        held = [
+            t.object
+            for t in self.store.current_objects(proposal.subject, proposal.relation)
+            if names.key(t.object) != names.key(proposal.object)
+        ]
+        return replace(proposal, replaces=", ".join(held)) if held else proposal
 
     def _roll_back(self, record: TurnRecord, mark: int) -> None:
         """Undo every batch this turn stored after `mark` (the store's revision at its
         start), including one committed a moment before an interrupt arrived."""
         prefix = f"{self.source(record.number)}:"
+        for extra in reversed(record.extra_batches):
+            with contextlib.suppress(MemcliError):
+                self.store.undo(extra)
+        record.extra_batches = []
         for batch in self.store.log(limit=50):
             if batch.id <= mark:
                 break
@@ -255,15 +430,37 @@ class Conversation:
         """Revert the writes of the most recent turn that stored something."""
         for turn in reversed(self.turns):
             if turn.batch_id is not None and not turn.undone:
+                for extra in reversed(turn.extra_batches):
+                    self.store.undo(extra)
                 self.store.undo(turn.batch_id)
                 turn.undone = True
                 return turn
         raise UndoError("no turn of this chat stored anything (left to undo)")
 
 
-def _states(sentence: str) -> bool:
-    """Whether a sentence may state facts: questions do not, so they get no write."""
-    return not sentence.rstrip().rstrip("\"'”’)").endswith("?")
+def base_engine_factory(engines: Any, store: TripleStore) -> Callable[[], Engine] | None:
+    """For the REPL's engines: make the base model (no adapter) on first need, in its own
+    small context, for turns that need no memory. None when there is nothing to make:
+    no adapter in use (the answering engine is the base), a remote engine, or engines
+    that are not loaded from options (tests)."""
+    options = getattr(engines, "options", None)
+    if not isinstance(options, dict) or options.get("no_adapter") or options.get("engine"):
+        return None
+
+    def make() -> Engine:
+        from memcli.runtime.loader import load_engine
+
+        answering = engines.answering()
+        if getattr(answering, "config", None) is not None and answering.config.few_shot:
+            return answering  # no adapter: the answering engine is the base model
+        return load_engine(store, model=options.get("model"), no_adapter=True,
+                           threads=options.get("threads"), n_ctx=2048)
+
+    return make
+
+
+NOTHING_IN_MEMORY = "I have nothing about that in memory."
+NOT_FROM_MEMORY = "(not from memory)"
 
 
 def _visible(event: object, view: TurnView) -> bool:

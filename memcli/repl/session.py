@@ -200,6 +200,10 @@ class ChatSession:
         old = self.conversation.engines
         self.conversation.engines = fresh
         self.conversation.clear()  # another model: another tokenizer and cache
+        from memcli.repl.conversation import base_engine_factory
+
+        self.conversation.close_chat_engine()
+        self.conversation.chat_factory = base_engine_factory(fresh, self.store)
         close = getattr(old, "close", None)
         if close is not None:
             close()
@@ -311,6 +315,9 @@ def run_chat(options: ChatOptions) -> int:
         no_adapter=options.no_adapter, threads=options.threads,
     )
     conversation = Conversation(engines, store, memory=options.memory, approve=options.approve)
+    from memcli.repl.conversation import base_engine_factory
+
+    conversation.chat_factory = base_engine_factory(engines, store)
     try:
         if interactive:
             console = Console(highlight=False)
@@ -328,6 +335,7 @@ def run_chat(options: ChatOptions) -> int:
         lines: Iterable[str] = options.execute or sys.stdin
         return session.run_lines(lines)
     finally:
+        conversation.close_chat_engine()
         conversation.engines.close()  # /model may have replaced `engines`
         if conversation.engines is not engines:
             engines.close()

@@ -146,7 +146,9 @@ class Embedder:
                     self._save_kept()
             for text in texts:
                 self._cache.move_to_end(text)
-            return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0))
+            if not texts:
+                return np.zeros((0, 0), dtype=np.float32)
+            return np.stack([self._cache[t] for t in texts]).astype(np.float32, copy=False)
 
     def similarity(
         self, text: str, others: Sequence[str], *, keep_others: bool = False
