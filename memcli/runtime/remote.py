@@ -463,7 +463,8 @@ def connect(
     saved = configured_engine_settings()
     client = Http(spec.url, timeout or DEFAULT_TIMEOUT, os.environ.get("MEMCLI_ENGINE_KEY"))
     listing = client.get("/v1/models")
-    if listing is None:
+    if not isinstance(listing, dict) or not isinstance(listing.get("data", []), list):
+        client.close()
         raise ServerError(f"{spec.url} is not an OpenAI-compatible server (no /v1/models)")
     ids = [str(m.get("id")) for m in (listing.get("data") or []) if isinstance(m, dict)]
     if model is None:
