@@ -33,13 +33,14 @@ def name_problem(name: str) -> str | None:
         return "is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"is longer than {MAX_NAME_LENGTH} characters ({len(name)})"
-    if _CONTROL.search(name):
-        return "contains a control character or newline"
-    bidi = _BIDI.search(name)
-    if bidi:
-        return f"contains U+{ord(bidi.group()):04X}, a bidirectional control that reorders text"
-    if not any(_visible(c) for c in name):
-        return "has no visible character"
+    if not (name.isascii() and name.isprintable()):  # printable ASCII needs none of these
+        if _CONTROL.search(name):
+            return "contains a control character or newline"
+        bidi = _BIDI.search(name)
+        if bidi:
+            return f"contains U+{ord(bidi.group()):04X}, a bidirectional control that reorders text"
+        if not any(_visible(c) for c in name):
+            return "has no visible character"
     found = _FORBIDDEN.search(name)
     if found:
         return f"contains {found.group()!r}, a memory-command delimiter"
