@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from memcli import protocol
 from memcli.errors import MemcliError, UndoError
 from memcli.runtime import writing
-from memcli.runtime.engine import MemoryEngine
+from memcli.runtime.engine import MemoryLogic
 from memcli.runtime.events import (
     CallFailed,
     CallText,
@@ -304,7 +304,7 @@ class Conversation:
             view.begin()
             call: list[str] = []
             options: dict[str, Any] = {}
-            if isinstance(engine, MemoryEngine):
+            if isinstance(engine, MemoryLogic):  # in-process and remote engines alike
                 options["entities"] = self.context.entities()
             for event in engine.write(sentence.resolved, context,
                                       source=self.source(record.number), dry_run=True,
