@@ -10,14 +10,17 @@ memory is the same recipe at 10,000 facts.
 - lookup(s, r) and lookup(r, o) p50/p99 in µs: `TripleStore.lookup` for 10,000 keys of
   randomly chosen existing facts, at 10M vs at 10k facts (ratio = small / big time;
   1 = no slower at scale). Goal: p99 < 1 ms at 10M.
+  The big file is read once first (the OS page cache holds it, as for a memory in use);
+  p99 of CPU time too (on a shared machine the wall-clock p99 measures the scheduler).
 - start-up: `memcli mem ls --limit 1`, a whole process, median of 10 interleaved runs,
-  10M vs 10k. Goal: unchanged (ratio ≥ 0.9).
+  10M vs 10k, wall-clock and CPU time. Goal: unchanged (ratio ≥ 0.9).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -135,8 +138,21 @@ def _lookup_times(path: Path, keys: list[tuple[str, str, str]]) -> dict[str, lis
         ):
             for key in keys[:200]:
                 call(key)
-            found[label] = _latencies(call, keys)[0]
+            found[label] = _latencies(call, keys)
         return found
+
+
+def _warm(path: Path) -> None:
+    """Read the file once, so that the OS page cache holds it as it would for a memory
+    in use (the first lookups would otherwise measure the disk)."""
+    with open(path, "rb") as handle:
+        while handle.read(1 << 24):
+            pass
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKUPS,
@@ -147,20 +163,23 @@ def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKU
     size = f"{big // 1_000_000}M" if big >= 1_000_000 else f"{big:,}"
     rows: list[Row] = []
     _say(f"lookups: {lookups:,} each way at {big:,} and at {small:,} facts")
+    _warm(big_db)
     at_big = _lookup_times(big_db, _keys(big_db, big, lookups))
     at_small = _lookup_times(small_db, _keys(small_db, small, lookups))
     for label in at_big:
-        for q in (50, 99):
-            mine, theirs = percentile(at_big[label], q), percentile(at_small[label], q)
+        for q, clock in ((50, 0), (99, 0), (99, 1)):
+            mine = percentile(at_big[label][clock], q)
+            theirs = percentile(at_small[label][clock], q)
+            has_goal = q == 99 and clock == 0
             rows.append(
                 row(
-                    f"{label} p{q} at {size} facts vs at {small:,}",
+                    f"{label} p{q}{' CPU time' if clock else ''} at {size} facts vs at {small:,}",
                     mine,
                     theirs,
                     "µs",
                     ratio=speed_ratio(mine, theirs),
-                    goal="p99 < 1000 µs" if q == 99 else "",
-                    ok=mine < 1000 if q == 99 else None,
+                    goal="p99 < 1000 µs" if has_goal else "",
+                    ok=mine < 1000 if has_goal else None,
                 )
             )
     _say(f"start-up ×{startup_runs}: mem ls --limit 1 at {big:,} and at {small:,} facts")
@@ -173,10 +192,14 @@ def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKU
         for command in commands:
             run_command(command, env=env)  # page cache, .pyc files
         times: list[list[float]] = [[], []]
+        cpu: list[list[float]] = [[], []]
         for _ in range(startup_runs):
             for n, command in enumerate(commands):
+                before = _child_cpu()
                 times[n].append(measure(lambda c=command: run_command(c, env=env), 1).best)
+                cpu[n].append(_child_cpu() - before)
     ours, base = statistics.median(times[0]), statistics.median(times[1])
+    ours_cpu, base_cpu = statistics.median(cpu[0]), statistics.median(cpu[1])
     rows.append(
         row(
             f"start-up, mem ls --limit 1, at {size} facts vs at {small:,}",
@@ -186,6 +209,15 @@ def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKU
             ratio=speed_ratio(ours, base),
             goal="ratio ≥ 0.9 (unchanged)",
             ok=base / ours >= 0.9,
+        )
+    )
+    rows.append(
+        row(
+            f"start-up CPU time (user + system), mem ls --limit 1, at {size} facts vs at {small:,}",
+            ours_cpu,
+            base_cpu,
+            "s",
+            ratio=speed_ratio(ours_cpu, base_cpu),
         )
     )
     return rows
