@@ -71,3 +71,42 @@ def test_usage_errors_are_one_line_with_a_pointer_to_help():
     unknown = runner.invoke(app, ["mem", "ls", "--bogus"])
     assert unknown.stderr == "memcli: error: No such option: --bogus (see 'memcli mem ls --help')\n"
     assert runner.invoke(app, ["nosuch"]).stderr.count("\n") == 1
+
+
+def test_a_refused_import_lists_every_error_then_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    rows = [f"S{n},bogus{n},O{n}" for n in range(25)]
+    bad.write_text("subject,relation,object\n,country,Y\nB,country,\n" + "\n".join(rows) + "\n")
+    result = runner.invoke(app, ["mem", "import", str(bad)])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{bad}:2: subject: is empty"
+    assert lines[1] == f"{bad}:3: object: is empty"
+    assert lines[2].startswith(f"{bad}:4: relation: unknown relation 'bogus0'")
+    assert len(lines) == 20 + 2  # the store's cap, then the count of the rest, then the verdict
+    assert lines[-2:] == ["… and 7 more errors", "memcli: error: 27 errors; memory unchanged"]
+    assert runner.invoke(app, ["mem", "stats", "--json"]).stdout.count('"triples": 0') == 1
+
+
+def test_rejects_have_the_input_header_and_conflicts_keep_the_first_row(tmp_path):
+    data = tmp_path / "facts.csv"
+    data.write_text(
+        "relation,subject,object,source\nresidence,Dana,Oslo,a\nresidence,Dana,Bergen,b\n"
+        "nope,Ada,X,c\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    result = runner.invoke(
+        app, ["mem", "import", str(data), "--skip-errors", "--rejects", str(rejects)]
+    )
+    assert result.exit_code == 0, result.output
+    import csv
+
+    with rejects.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == ["line", "error", "relation", "subject", "object", "source"]
+    assert [row[0] for row in table[1:]] == ["3", "4"]
+    assert table[1][2:] == ["residence", "Dana", "Bergen", "b"]
+    assert table[2][2:] == ["nope", "Ada", "X", "c"]
+    assert all(len(row) == len(table[0]) for row in table)
+    listed = runner.invoke(app, ["mem", "ls", "--json"]).stdout
+    assert '"object": "Oslo"' in listed and "Bergen" not in listed

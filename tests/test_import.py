@@ -108,7 +108,7 @@ def test_skip_errors_imports_good_rows_and_writes_rejects(store, tmp_path):
     assert report.added == 1 and report.error_count == 1
     with open(report.rejects_file, encoding="utf-8") as handle:
         rejects = list(csv.reader(handle))
-    assert rejects[0] == ["line", "error", "fields"]
+    assert rejects[0] == ["line", "error", "subject", "relation", "object"]  # the input header
     assert rejects[1][0] == "3" and rejects[1][2:] == ["C", "nope", "D"]
 
 

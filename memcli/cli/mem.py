@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,7 @@ from rich.table import Table
 
 from memcli.cli.common import DbOption, JsonOption
 from memcli.cli.output import counted, err, json_line, note, out, print_table
-from memcli.errors import UsageError
+from memcli.errors import MemcliError, UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
 
 app = typer.Typer(
@@ -76,7 +78,8 @@ def chain_text(chain: list[Triple]) -> str:
         if t.current:
             parts.append(t.object)
         else:
-            parts.append(f"{t.object} (until {t.superseded_at[:10]}, batch {t.superseded_batch})")
+            until = (t.superseded_at or "")[:10]
+            parts.append(f"{t.object} (until {until}, batch {t.superseded_batch})")
     return " → ".join(parts)
 
 
@@ -207,6 +210,25 @@ def rm(
         for t in removed:
             json_line(t.as_dict())
     note(f"removed {counted(len(removed), 'fact')}; `memcli mem undo` restores them")
+
+
+@contextmanager
+def _every_error() -> Iterator[None]:
+    """A refused import or restore lists its errors (up to the store's cap, then how many
+    more), one `FILE:LINE: field: problem` a line, then says in one line that memory is
+    unchanged."""
+    from memcli.errors import ImportFailed
+
+    try:
+        yield
+    except ImportFailed as exc:
+        if len(exc.errors) <= 1:
+            raise
+        for line in exc.errors:
+            err.print(line, markup=False, highlight=False)
+        if exc.total > len(exc.errors):
+            note(f"… and {exc.total - len(exc.errors)} more errors")
+        raise MemcliError(f"{counted(exc.total, 'error')}; memory unchanged") from None
 
 
 @app.command("ls")
@@ -401,7 +423,7 @@ def import_(
     """
     from memcli.store.csvio import import_triples
 
-    with open_store(db) as store, _progress("checking rows") as progress:
+    with _every_error(), open_store(db) as store, _progress("checking rows") as progress:
         report = import_triples(
             store,
             file,

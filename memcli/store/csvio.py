@@ -70,6 +70,7 @@ class _Parsed:
     duplicates_in_file: int
     # line -> (id, superseded_at, superseded_by), for the history columns of a snapshot
     history: dict[int, tuple[int | None, str | None, int | None]] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)  # the header, as the rejects file's
 
 
 def read_source(path: str, limit: int = MAX_TEXT_BYTES) -> tuple[str, bytes]:
@@ -347,11 +348,13 @@ def parse(
                 fail(line, bad, fields)
                 continue
         if at_of:
-            known, problem = _history_fields(fields, at_of)
-            if problem is None and known[1] is not None and not history:
-                problem = "superseded_at: a superseded fact (history); `mem restore` reads those"
-            if problem is not None:
-                fail(line, problem, fields)
+            known, past_problem = _history_fields(fields, at_of)
+            if past_problem is None and known[1] is not None and not history:
+                past_problem = (
+                    "superseded_at: a superseded fact (history); `mem restore` reads those"
+                )
+            if past_problem is not None:
+                fail(line, past_problem, fields)
                 continue
             if history and any(v is not None for v in known):
                 past[line] = known
@@ -372,7 +375,7 @@ def parse(
         good.append((line, subject, relation, obj, source or f"{default_source}:{line}"))
     if progress is not None:
         progress(total, total)
-    return _Parsed(good, rejects, errors, error_count, duplicates, past)
+    return _Parsed(good, rejects, errors, error_count, duplicates, past, columns)
 
 
 def _history_fields(
@@ -453,12 +456,16 @@ def import_triples(
             superseding = [row[1:] for row in parsed.good if row[0] in conflicts.lines]
             parsed.good = [row for row in parsed.good if row[0] not in conflicts.lines]
         else:
+            rows_at = {row[0]: row for row in parsed.good}
             for line, problem in conflicts.problems:
                 parsed.error_count += 1
                 if len(parsed.errors) < MAX_REPORTED_ERRORS:
                     parsed.errors.append(f"{label}:{line}: {problem}")
-                parsed.rejects.append((line, [], problem))
-            parsed.good = [row for row in parsed.good if row[0] not in conflicts.lines]
+                parsed.rejects.append((line, _fields_of(rows_at.get(line), parsed.columns),
+                                       problem))  # fmt: skip
+            # only the rows in conflict go: the first object of a group is no error
+            rejected = {line for line, _ in conflicts.problems}
+            parsed.good = [row for row in parsed.good if row[0] not in rejected]
     report = ImportReport(
         file=label,
         rows=total_rows,
@@ -477,7 +484,7 @@ def import_triples(
     if parsed.rejects:
         target = rejects_path or _default_rejects(label)
         assert rejects_target is not None
-        _write_rejects(rejects_target, parsed.rejects)
+        _write_rejects(rejects_target, parsed.rejects, parsed.columns)
         report.rejects_file = target
     rows = len(parsed.good) + len(superseding)
     report.batch_id, report.added = bulk_add(
@@ -572,12 +579,23 @@ def _default_rejects(label: str) -> str:
     return str(Path(label).with_suffix("")) + ".rejects.csv"
 
 
-def _write_rejects(target: Path, rejects: list[tuple[int, list[str], str]]) -> None:
-    """Written whole to a temporary file, then renamed onto `target` (checked already)."""
+def _fields_of(row: tuple[int, str, str, str, str] | None, columns: list[str]) -> list[str]:
+    """A parsed row's fields back in the file's column order (for a rejects line)."""
+    if row is None:
+        return []
+    value = dict(zip(("subject", "relation", "object", "source"), row[1:], strict=True))
+    return [value.get(column, "") for column in columns]
+
+
+def _write_rejects(
+    target: Path, rejects: list[tuple[int, list[str], str]], columns: list[str]
+) -> None:
+    """Written whole to a temporary file, then renamed onto `target` (checked already):
+    `line` and `error`, then the rejected row's fields under the input's own header."""
     with safety.atomic_output(target) as handle:
         writer = csv.writer(handle)
-        writer.writerow(["line", "error", "fields"])
-        for line, fields, problem in rejects:
+        writer.writerow(["line", "error", *columns])
+        for line, fields, problem in sorted(rejects, key=lambda reject: reject[0]):
             writer.writerow([line, problem, *fields])
 
 
