@@ -14,7 +14,7 @@ from bench import __main__ as runner
 from bench import bench_store
 from bench.common import ROW_FIELDS, generate_csv, generate_triples, percentile, row
 from memcli.store import names
-from memcli.store.core import builtin_relations
+from memcli.store.core import TripleStore, builtin_relations
 from memcli.store.schema import SINGLE_VALUED
 
 
@@ -139,3 +139,22 @@ def test_runner_table_and_saved_json(tmp_path):
     path = runner.save({"machine": {"cores": 1}, "quick": True, "rows": rows}, tmp_path)
     assert json.loads(path.read_text(encoding="utf-8"))["rows"] == rows
     assert (tmp_path / "latest.json").read_text(encoding="utf-8") == path.read_text("utf-8")
+
+
+def test_scale_bench_rows_keep_the_contract(tmp_path, monkeypatch):
+    from bench import bench_scale
+
+    monkeypatch.setattr(bench_scale, "CACHE", tmp_path / "cache")
+    assert bench_scale.run(quick=True) == []  # full `make bench` only
+    rows = bench_scale.run(False, big=3000, small=1000, lookups=100, startup_runs=1)
+    assert len(rows) == 8
+    for r in rows:
+        assert tuple(r) == ROW_FIELDS
+        assert r["ours"] > 0 and r["baseline"] > 0
+    assert (tmp_path / "cache").is_dir()  # built once, then reused
+    built = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    version = bench_scale.SCHEMA_VERSION
+    assert built == [f"memory-1000-v{version}.db", f"memory-3000-v{version}.db"]
+    with TripleStore(tmp_path / "cache" / f"memory-3000-v{version}.db") as store:
+        assert store.count() == 3000
+        assert len(store.entity_names()) <= 300
