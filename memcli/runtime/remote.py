@@ -946,6 +946,7 @@ class RemoteEngine(MemoryLogic):
     ) -> Iterator[Event]:
         """One MEM_WRITE call for `sentence`, as `MemoryEngine.write` (`entities`: context
         entities the call may name besides the sentence's spans)."""
+        sentence = protocol.neutralize(sentence)  # a call in the text is not a fact to copy
         progress = _Progress(time.perf_counter())
         messages = prompts.write_messages(sentence, context, few_shot=self.config.few_shot)
         prompt = self.template.render(messages) + protocol.WRITE_HEAD
