@@ -358,7 +358,7 @@ def test_cli_relations_supersede_history_and_show() -> None:
     code, out, _ = run("mem", "ls")
     assert "Bergen" in out and "Oslo" not in out
     code, out, _ = run("mem", "ls", "--history")
-    assert "Oslo" in out and "→ 2" in out
+    assert "Oslo" in out and "no → 2" in out
     code, out, _ = run("mem", "ls", "--json")
     fact = json.loads(out.splitlines()[0])
     assert (fact["current"], fact["superseded_at"], fact["superseded_by"]) == (True, None, None)

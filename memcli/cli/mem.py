@@ -41,11 +41,23 @@ def print_triples(triples: list[Triple], as_json: bool) -> None:
             json_line(t.as_dict())
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    whole = _short([t.source for t in triples])
     for column in ("id", "subject", "relation", "object", "source"):
-        table.add_column(column, justify="right" if column == "id" else "left")
+        table.add_column(column, justify="right" if column == "id" else "left",
+                         no_wrap=column == "source" and whole, overflow="fold")  # fmt: skip
     for t in triples:
         table.add_row(str(t.id), t.subject, t.relation, t.object, t.source)
     print_table(table)
+
+
+SHORT = 32  # a value at most this long is kept on one line in a table
+
+
+def _short(values: list[str]) -> bool:
+    """Whether a column's values are all short enough to keep whole: a source such as
+    `chat 3f2a turn 12` split as `turn` / `12` reads as two things. The other columns
+    (names) wrap at word boundaries around them."""
+    return max((len(value) for value in values), default=0) <= SHORT
 
 
 def _change_text(change: Change) -> str:
@@ -255,12 +267,15 @@ def list_(
 
 
 def _print_history(store: TripleStore, triples: list[Triple]) -> None:
+    """Current and superseded facts: `no → 2` names the fact that replaced one (its date
+    and batch are in `memcli mem show ID`). Sources are left out to fit 80 columns."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in ("id", "subject", "relation", "object", "source", "current"):
-        table.add_column(column, justify="right" if column == "id" else "left")
+    for column in ("id", "subject", "relation", "object", "current"):
+        table.add_column(column, justify="right" if column == "id" else "left",
+                         no_wrap=column in ("id", "current"), overflow="fold")  # fmt: skip
     for t in triples:
-        state = "yes" if t.current else f"→ {t.superseded_by} ({(t.superseded_at or '')[:10]})"
-        table.add_row(str(t.id), t.subject, t.relation, t.object, t.source, state)
+        state = "yes" if t.current else f"no → {t.superseded_by}"
+        table.add_row(str(t.id), t.subject, t.relation, t.object, state)
     print_table(table)
 
 
@@ -571,12 +586,13 @@ def log(
             json_line(b.as_dict())
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in ("batch", "when", "kind", "changes", "description", "undone"):
-        table.add_column(column, justify="right" if column in ("batch", "changes") else "left")
+    for column in ("batch", "when (UTC)", "kind", "changes", "description", "undone"):
+        table.add_column(column, justify="right" if column in ("batch", "changes") else "left",
+                         no_wrap=column != "description", overflow="fold")  # fmt: skip
     for b in batches:
         table.add_row(
             str(b.id),
-            b.created_at,
+            b.created_at[:19].replace("T", " "),  # whole to the second; --json has it all
             b.kind,
             str(b.changes),
             b.description,
