@@ -598,6 +598,17 @@ def test_file_names_in_errors_are_escaped(tmp_path):
         assert "\\x1b" in result.stderr
 
 
+def test_a_file_name_with_escapes_makes_a_storable_source(tmp_path):
+    path = tmp_path / "\x1b[31mred\u202e.csv"
+    path.write_text("subject,relation,object\nA,country,B\n")
+    assert run("mem", "import", str(path)).exit_code == 0
+    [fact] = [json.loads(x) for x in run("mem", "ls", "--json").stdout.splitlines()]
+    assert fact["source"] == "import \\x1b[31mred\\u202e.csv:2"
+    assert names.source_problem(fact["source"]) is None
+    run("mem", "export", "-o", str(tmp_path / "s.jsonl"))
+    assert run("mem", "restore", "--yes", str(tmp_path / "s.jsonl")).exit_code == 0
+
+
 def test_facts_read_by_ask_are_escaped(memcli_home, monkeypatch):
     run("mem", "add", "Rihanna", "record label", "Def Jam")
     _smuggle(memcli_home / "memory.db")

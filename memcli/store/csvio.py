@@ -289,7 +289,10 @@ def parse(
     source_at = columns.index("source") if "source" in columns else None
     at_of = {c: columns.index(c) for c in HISTORY if c in columns}
     past: dict[int, tuple[int | None, str | None, int | None]] = {}
-    default_source = f"import {Path(label).name}" if label != "<stdin>" else "import <stdin>"
+    # The file's name, escaped: a name with an escape sequence is no source to store.
+    default_source = (
+        f"import {safety.printable(Path(label).name)}" if label != "<stdin>" else "import <stdin>"
+    )
 
     # Names repeat a lot in real files: check and normalise each distinct value once.
     checked: dict[str, tuple[str | None, str, str]] = {}  # raw -> (problem, clean, key)
