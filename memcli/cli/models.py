@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from memcli import catalog, paths
-from memcli.cli.output import json_line, note, out
+from memcli.cli.output import cell, json_line, note, out, print_table, safe
 from memcli.errors import UsageError
 
 app = typer.Typer(
@@ -39,10 +40,7 @@ def list_(as_json: JsonOption = False) -> None:
         for row in rows:
             json_line(row.as_dict())
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for column in ("", "name", "size", "status"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("source", overflow="fold")
+    cells = []
     for row in rows:
         e = row.entry
         if e and e.bundled:
@@ -55,8 +53,28 @@ def list_(as_json: JsonOption = False) -> None:
             status = "local file"
         size = _size(row.size) or (e.size_label if e and e.size_label else "")
         source = e.repo if e else str(row.path or "")
-        table.add_row("*" if row.is_default else "", row.name, size, status, source)
-    out.print(table)
+        cells.append(("*" if row.is_default else "", row.name, size, status, source))
+
+    def table(columns: int) -> Table:
+        shown = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for column in ("", "name", "size", "status", "source")[:columns]:
+            shown.add_column(column, no_wrap=True)
+        for row_cells in cells:
+            shown.add_row(*(cell(text) for text in row_cells[:columns]))
+        return shown
+
+    whole = table(5)
+    if out.measure(whole, options=out.options.update_width(10**4)).maximum <= out.width:
+        print_table(whole)
+        return
+    # Too narrow for a source column: cutting "owner/repository" in the middle would
+    # make it wrong to copy, so each source goes whole on a line under its model.
+    with out.capture() as captured:
+        out.print(table(4))
+    lines = [line.rstrip() for line in captured.get().splitlines()]
+    under = (f"{line}\n    {safe(row[4])}" for line, row in zip(lines[2:], cells, strict=True))
+    body = list(under)
+    sys.stdout.write("\n".join(lines[:2] + body) + "\n")
 
 
 @app.command()
