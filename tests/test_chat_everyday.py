@@ -345,3 +345,28 @@ def test_eval_chat_on_two_conversations_gives_exact_figures(tmp_path, monkeypatc
     assert report.by_category["negation"]["spurious writes"].total == 1
     summary = dict(report.summary())
     assert summary["answered"] == "0.500 (1/2)"
+
+
+# -- the real bundled model -------------------------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_real_model_answers_a_told_fact_from_a_paraphrased_question():
+    from tests.cli_helpers import run
+
+    result = run("chat", "-e", "Dana Whitfield lives in Oslo.",
+                 "-e", "Which town is Dana Whitfield's home?",
+                 "-e", "Where was Dana Whitfield born?", "-e", "Hello, how are you?")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Noted: Dana Whitfield - residence: Oslo." in out
+    assert "({MEM_READ(Dana Whitfield>>residence>>)-->Oslo})" in out
+    answer = out.split("-->Oslo})", 1)[1].split(NOTHING_IN_MEMORY, 1)[0]
+    assert "Oslo" in answer
+    assert NOTHING_IN_MEMORY in out  # the birthplace was never told
+    greeting = out.rsplit(NOTHING_IN_MEMORY, 1)[1]
+    assert greeting.strip() and "know" not in greeting.lower()
+    with TripleStore() as store:
+        assert [(t.subject, t.relation, t.object) for t in store.find()] == [
+            ("Dana Whitfield", "residence", "Oslo")]

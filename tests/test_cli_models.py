@@ -146,17 +146,20 @@ def test_use_a_path_then_a_name(tmp_path):
     assert json.loads(paths.config_file().read_text()) == {"model": "smollm2-135m"}
 
 
-def test_rm_asks_first():
+def test_rm_asks_first(monkeypatch):
     model = write_gguf(paths.models_dir() / "llama-3.2-1b.gguf")
+    refused = invoke("rm", "llama-3.2-1b", input="y\n")  # off a terminal: never asks
+    assert (refused.exit_code, refused.stderr) == (
+        2, f"memcli: error: rm deletes {model}; pass --yes to do so\n"
+    )
+    monkeypatch.setattr("memcli.cli.common.interactive", lambda: True)
     result = invoke("rm", "llama-3.2-1b", input="n\n")
     assert result.exit_code == 2 and model.exists()
-    assert result.stderr.startswith("Remove llama-3.2-1b? [y/N]:")
-    assert result.stderr.endswith(
-        "memcli: error: llama-3.2-1b not removed (confirm, or pass --yes)\n"
-    )
+    assert result.stderr.startswith(f"Remove llama-3.2-1b ({model})? [y/N]:")
+    assert result.stderr.endswith("memcli: error: not confirmed; nothing changed\n")
     result = invoke("rm", "llama-3.2-1b", input="y\n")
     assert result.exit_code == 0 and not model.exists()
-    assert result.stderr.startswith("Remove llama-3.2-1b? [y/N]:")
+    assert result.stderr.startswith(f"Remove llama-3.2-1b ({model})? [y/N]:")
     assert result.stderr.endswith(f"removed {model}\n")
 
 

@@ -8,6 +8,7 @@ import socket
 from typer.testing import CliRunner
 
 from memcli import paths
+from memcli.cli import reference
 from memcli.cli.app import app
 from memcli.cli.output import counted
 from tests.fixtures.gguf_writer import write_gguf
@@ -46,9 +47,38 @@ def test_rm_of_a_model_not_downloaded_is_an_error_not_a_question():
     assert (result.exit_code, result.stderr) == (
         1, "memcli: error: model qwen2.5-0.5b is not downloaded\n"
     )
-    write_gguf(paths.models_dir() / "qwen2.5-0.5b.gguf")
-    asked = runner.invoke(app, ["models", "rm", "qwen2.5-0.5b"], input="n\n")
-    assert asked.exit_code == 2 and asked.stderr.startswith("Remove qwen2.5-0.5b? [y/N]:")
+    model = write_gguf(paths.models_dir() / "qwen2.5-0.5b.gguf")
+    refused = runner.invoke(app, ["models", "rm", "qwen2.5-0.5b"], input="y\n")
+    assert refused.stderr == f"memcli: error: rm deletes {model}; pass --yes to do so\n"
+
+
+def test_yes_means_the_same_on_every_destructive_command(tmp_path, monkeypatch):
+    """--yes: go ahead. Without it: ask at a terminal, refuse off one, naming --yes."""
+    model = write_gguf(paths.models_dir() / "qwen2.5-0.5b.gguf")
+    for n in range(2):
+        runner.invoke(app, ["mem", "add", f"S{n}", "country", "X"])
+    snapshot = tmp_path / "snap.jsonl"
+    assert runner.invoke(app, ["mem", "export", "-o", str(snapshot)]).exit_code == 0
+    commands = [["mem", "rm", "--object", "X"], ["mem", "restore", str(snapshot)],
+                ["models", "rm", "qwen2.5-0.5b"]]  # fmt: skip
+    helps = set()
+    commands_by_path = dict(reference.commands())
+    for command in commands:
+        refused = runner.invoke(app, command, input="y\n")
+        assert refused.exit_code == 2 and refused.stderr.endswith("; pass --yes to do so\n")
+        (param,) = [p for p in commands_by_path[" ".join(["memcli", *command[:2]])].params
+                    if "--yes" in p.opts]  # fmt: skip
+        helps.add((tuple(param.opts), param.help))
+    assert helps == {(("--yes", "-y"), "Do not ask first (needed when stdin is not a terminal).")}
+    monkeypatch.setattr("memcli.cli.common.interactive", lambda: True)
+    for command in commands:
+        declined = runner.invoke(app, command, input="n\n")
+        assert declined.exit_code == 2
+        assert declined.stderr.endswith("memcli: error: not confirmed; nothing changed\n")
+    assert model.exists() and runner.invoke(app, ["mem", "stats"]).stdout.count("triples: 2")
+    for command in commands:
+        assert runner.invoke(app, [*command, "--yes"]).exit_code == 0, command
+    assert not model.exists()
 
 
 def test_counts_read_as_english():

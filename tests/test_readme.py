@@ -46,7 +46,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     "memcli models use qwen2.5-0.5b": (0, [r"default model: qwen2\.5-0\.5b"]),
     "memcli models info": (0, [r"qwen2\.5-0\.5b\.gguf", r"format +GGUF v3"]),
     "memcli models rm qwen2.5-0.5b": (
-        0, [r"Remove qwen2\.5-0\.5b\?", r"removed .*qwen2\.5-0\.5b\.gguf"]),
+        0, [r"Remove qwen2\.5-0\.5b \(.*\)\?", r"removed .*qwen2\.5-0\.5b\.gguf"]),
     'memcli mem add "Lake Geneva" country Switzerland': (0, [r"^1\n$"]),
     'memcli mem add "Lake Geneva" country France --source "atlas p. 12"': (0, [r"^2\n$"]),
     'memcli mem ls --subject "lake  GENEVA"': (
@@ -153,12 +153,16 @@ def test_the_examples_work_as_written_in_order(hub, tmp_path, monkeypatch):
         piped = re.match(r"cat (\S+) \| (.*)", command)
         if piped:
             stdin, command = Path(piped[1]).read_text(encoding="utf-8"), piped[2]
-        elif command.startswith("memcli models rm"):
-            stdin = "y\n"  # it asks first
+        at_terminal = command.startswith("memcli models rm")
+        if at_terminal:
+            stdin = "y\n"  # it asks first, at a terminal as here
         args = shlex.split(command)[1:]
         if args[:2] == ["models", "pull"]:
             args.append("--no-progress")
-        result = runner.invoke(app, args, input=stdin)
+        with monkeypatch.context() as patch:
+            if at_terminal:
+                patch.setattr("memcli.cli.common.interactive", lambda: True)
+            result = runner.invoke(app, args, input=stdin)
         output = result.stdout + result.stderr
         where = f"README example `{command}`  # {comment}\n{output}"
         assert result.exit_code == status, where

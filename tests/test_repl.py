@@ -259,7 +259,7 @@ def test_mem_runs_the_memcli_mem_commands_on_the_same_memory():
     assert ("Lake Geneva", "country", "France") in chat.facts()
     assert "Lake Geneva   country    France   manual" in out
     assert "Rihanna" in out.split("search rihana")[-1]
-    assert "pass --yes to remove them" in out  # never asks on the REPL's own input
+    assert "match (see --dry-run); pass --yes to do so" in out  # never asks on its own input
     assert "error: /mem ls: No such option: --bogus" in out
     assert chat.session.memory_size == 2  # the toolbar's count follows
 

@@ -61,3 +61,38 @@ EngineOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+# -- destructive commands: one meaning for --yes -----------------------------------------
+
+YesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes", "-y", help="Do not ask first (needed when stdin is not a terminal)."
+    ),
+]
+
+
+def interactive() -> bool:
+    """Whether a question can be put to a person (stdin is a terminal)."""
+    import sys
+
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, refusal: str, *, yes: bool) -> None:
+    """The rule every destructive command follows: with --yes it goes ahead; at a
+    terminal it asks (default no); off a terminal it refuses in one line that names
+    --yes. Refused or declined, it changes nothing and exits with 2."""
+    from memcli.errors import UsageError
+
+    if yes:
+        return
+    if not interactive():
+        raise UsageError(f"{refusal}; pass --yes to do so")
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:  # end of input instead of an answer
+        confirmed = False
+    if not confirmed:
+        raise UsageError("not confirmed; nothing changed")

@@ -12,7 +12,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from memcli.cli.common import DbOption, JsonOption
+from memcli.cli.common import DbOption, JsonOption, YesOption, confirm, interactive
 from memcli.cli.output import counted, err, json_line, note, out, print_table
 from memcli.errors import MemcliError, UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
@@ -184,7 +184,7 @@ def rm(
     ] = None,
     relation: Annotated[str | None, typer.Option(help="…and this relation.")] = None,
     object: Annotated[str | None, typer.Option("--object", help="…and this object.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
+    yes: YesOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -206,17 +206,15 @@ def rm(
             print_triples(targets, as_json)
             note(f"would remove {counted(len(targets), 'fact')}")
             return
-        if by_match and not yes:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    f"{counted(len(targets), 'fact')} match; pass --yes to remove them "
-                    "(or --dry-run)"
-                )
-            print_triples(targets[:20], False)
+        if by_match:
+            if interactive() and not yes:
+                print_triples(targets[:20], False)
             more = f" (showing 20 of {len(targets)})" if len(targets) > 20 else ""
-            if not typer.confirm(f"Remove {counted(len(targets), 'fact')}{more}?", err=True):
-                note("nothing removed")
-                raise typer.Exit(1)
+            confirm(
+                f"Remove {counted(len(targets), 'fact')}{more}?",
+                f"{counted(len(targets), 'fact')} match (see --dry-run)",
+                yes=yes,
+            )
         removed = store.remove([t.id for t in targets])
     if as_json:
         for t in removed:
@@ -523,10 +521,7 @@ def restore(
     merge: Annotated[
         bool, typer.Option("--merge", help="Add the snapshot's facts instead of replacing.")
     ] = False,
-    yes: Annotated[
-        bool,
-        typer.Option("--yes", "-y", help="Do not ask before replacing (needed off a terminal)."),
-    ] = False,
+    yes: YesOption = False,
     allow_empty: Annotated[
         bool,
         typer.Option("--allow-empty", help="Accept a snapshot with no facts (it empties memory)."),
@@ -542,14 +537,14 @@ def restore(
     from memcli.store import snapshots
 
     with open_store(db) as store:
-        held = 0 if merge or yes else store.count()
-        if held and not sys.stdin.isatty():
-            raise UsageError(
-                f"restore replaces all {counted(held, 'fact')} in memory; pass --yes to do so "
-                "(or --merge to add the snapshot's facts); `memcli mem undo` takes it back"
+        held = 0 if merge else store.count()
+        if held:
+            confirm(
+                f"Replace all {counted(held, 'fact')} in memory?",
+                f"restore replaces all {counted(held, 'fact')} in memory (--merge adds the "
+                "snapshot's facts instead; `memcli mem undo` takes either back)",
+                yes=yes,
             )
-        if held and not typer.confirm(f"Replace all {counted(held, 'fact')} in memory?", err=True):
-            raise typer.Exit(1)
         batch_id, removed, added = snapshots.restore(
             store, snapshot, merge=merge, allow_empty=allow_empty
         )

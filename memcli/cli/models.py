@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from memcli import catalog, paths
+from memcli.cli.common import YesOption, confirm
 from memcli.cli.output import cell, json_line, note, out, print_table, safe
 from memcli.errors import UsageError
 
@@ -226,17 +227,10 @@ def _engine_info(spec: catalog.EngineSpec, as_json: bool) -> None:
 @app.command()
 def rm(
     name: Annotated[str, typer.Argument(help="A downloaded model's name.")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Delete a downloaded model file (the bundled model cannot be removed)."""
-    catalog.removable(name)  # a model that is not there is an error, not a question
-    if not yes:
-        try:
-            confirmed = typer.confirm(f"Remove {name}?", default=False, err=True)
-        except typer.Abort:  # no answer (end of input)
-            note("")
-            confirmed = False
-        if not confirmed:
-            raise UsageError(f"{name} not removed (confirm, or pass --yes)")
+    target = catalog.removable(name)  # a model that is not there is an error, not a question
+    confirm(f"Remove {name} ({target})?", f"rm deletes {target}", yes=yes)
     path = catalog.remove(name)
     note(f"removed {path}")

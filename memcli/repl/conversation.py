@@ -317,7 +317,15 @@ class Conversation:
                         sentence.resolved, [(t.subject, t.relation, t.object)
                                             for t in event.triples], relations)
                     record.skipped += skipped
+                    wrote = {(names.key(t.subject), names.key(t.object)): t.relation
+                             for t in event.triples}
                     for subject, relation, obj in triples:
+                        said = wrote.get((names.key(subject), names.key(obj))) or wrote.get(
+                            (names.key(obj), names.key(subject)))
+                        if said is None:
+                            view.note(f"from the wording: {subject} >> {relation} >> {obj}")
+                        elif names.key(said) != names.key(relation):
+                            view.note(f"relation by meaning: {said} → {relation}")
                         proposal = Proposal(subject, relation, obj, sentence.text,
                                             update=sentence.update)
                         if proposal.key() not in seen:

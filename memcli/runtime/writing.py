@@ -326,6 +326,14 @@ def _is_name(span: str) -> bool:
     return span == USER or bool(re.search(r"(?:^|\s)[A-Z0-9]|\d", span))
 
 
+# Relations whose subject Wikidata constrains to people (subject type: human).
+HUMAN_RELATIONS = frozenset({
+    "residence", "employer", "educated at", "spouse", "sibling", "child", "father",
+    "mother", "languages spoken, written or signed", "record label", "member of sports team",
+    "place of birth", "place of death", "date of birth", "date of death",
+    "country of citizenship", "work location", "member of political party", "position held",
+    "religion", "ethnic group", "notable work", "award received", "military branch",
+})
 PERSON_MIN = 0.18
 
 
@@ -356,14 +364,16 @@ def better_relation(
     only a tie-breaker)."""
     from memcli.runtime.reading import rank_relations
 
-    if relation and not is_person(subject, embedder):
-        # Wordings about people are what the check was measured on; about places and
-        # things (Re-DocRED's "Lake Geneva is in France") the model's choice is better.
-        return relation
     text = predicate(sentence, subject, obj)
     ranked = rank_relations(text, list(relations), embedder, glosses=True)  # type: ignore[arg-type]
     scores = dict(ranked)
     best, best_score = ranked[0]
+    if relation and best not in HUMAN_RELATIONS and not is_person(subject, embedder):
+        # Wordings about people are what the check was measured on; about places and
+        # things (Re-DocRED's "Lake Geneva is in France") the model's choice is better.
+        # A person: the wording's closest relation is one only people have, or the
+        # name reads as a person's.
+        return relation
     if best_score < min_fit:
         return None
     if scores.get(relation, -1.0) >= best_score - margin:
