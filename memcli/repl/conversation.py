@@ -1,19 +1,27 @@
-"""A chat's turns on the runtime's event streams: answer with memory, then write to
-memory the facts the user stated. No terminal code: the REPL, scripts (`-e`, stdin),
-tests and `make bench` all run turns through `Conversation.run_turn`.
+"""A chat's turns on the runtime's event streams. No terminal code: the REPL, scripts
+(`-e`, stdin), `memcli eval chat`, tests and `make bench` all run turns through
+`Conversation.run_turn`.
 
-One turn:
+One turn (see `memcli.runtime.writing.plan_turn` for how a message is split):
 
-1. The answer streams from `engine.answer(history)`; reads happen inside it.
-2. Each sentence of the user's message that is not a question gets one `MEM_WRITE`
-   call (`engine.write(..., dry_run=True)`), with the conversation so far as context.
-3. With approval on, the person accepts, rejects or edits each proposed triple.
-4. What is left is stored with one `add_many`: one batch per turn, source
-   `chat <session> turn <n>`, so `/undo` (or `memcli mem undo`) reverts exactly the turn.
+1. Each sentence is a statement, a question, chat (greetings, thanks, requests), a
+   denial or a hypothetical; pronouns and first person are resolved from the context.
+2. A question about an entity in memory is answered by the answering engine after a
+   read chosen by meaning (`memcli.runtime.reading`); one naming something memory does
+   not hold gets "I have nothing about that in memory"; chat goes to the base model
+   without the adapter (`chatting()`). With memory off everything goes there.
+3. Each statement gets one `MEM_WRITE` call (`engine.write(..., dry_run=True)`, context
+   entities allowed); the triples are checked (`writing.checked_triples`: no pronouns,
+   subject first, relation by meaning).
+4. With approval on, the person accepts, rejects or edits each proposed triple.
+5. What is left is stored with one `add_many`: one batch per turn, source
+   `chat <session> turn <n>`, so `/undo` (or `memcli mem undo`) reverts exactly the
+   turn; an update on a multi-valued relation adds a supersession batch that `/undo`
+   reverts with it. A statement turn is answered with an acknowledgement templated from
+   what was stored.
 
-The answer comes first so that it starts streaming at once; the writes need nothing
-from it. If anything interrupts the turn (Ctrl-C, an error), batches it stored are
-undone and the turn does not enter the context: it leaves no trace in memory.
+If anything interrupts the turn (Ctrl-C, an error), batches it stored are undone and
+the turn does not enter the context: it leaves no trace in memory.
 """
 
 from __future__ import annotations
