@@ -9,6 +9,7 @@ import typer
 from memcli.cli.common import (
     AdapterOption,
     DbOption,
+    EngineOption,
     ModelOption,
     NoAdapterOption,
     ThreadsOption,
@@ -54,13 +55,14 @@ def mcp(
     adapter: AdapterOption = None,
     no_adapter: NoAdapterOption = False,
     threads: ThreadsOption = None,
+    engine_url: EngineOption = None,
     db: DbOption = None,
 ) -> None:
     """Serve memory over the Model Context Protocol, for any agent on this machine.
 
     Tools: memory_search, memory_facts, memory_history, and (unless --read-only)
     memory_add, memory_add_many, memory_supersede, memory_edit, memory_remove,
-    memory_undo, memory_ingest (the local model, loaded on first use). Resources:
+    memory_undo, memory_ingest (the model, loaded on first use; --engine for a server). Resources:
     memcli://relations, memcli://stats, memcli://snapshot. Every change is a batch that
     `memcli mem log` shows with the client's name and `memcli mem undo` reverts.
     Stdio by default (what desktop clients launch); logs go to mcp.log in MEMCLI_HOME.
@@ -87,7 +89,7 @@ def mcp(
         db=db if db is not None else paths.default_db(),
         read_only=read_only,
         source=source,
-        model=ModelOptions(model, adapter, no_adapter, threads),
+        model=ModelOptions(model, adapter, no_adapter, threads, engine_url),
     )
     if address is None:
         serve_stdio(server)

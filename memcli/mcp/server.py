@@ -185,6 +185,7 @@ class ModelOptions:
     adapter: str | None = None
     no_adapter: bool = False
     threads: int | None = None
+    engine: str | None = None  # an inference server's URL (`--engine`), else in-process
 
 
 @dataclass
@@ -235,6 +236,8 @@ class MemoryServer:
 
         for job in [self._pool.submit(close_mine) for _ in range(STORE_THREADS)]:
             job.result()
+        if self._engine is not None:
+            self._engine_pool.submit(self._engine.close).result()
         if self._engine_store is not None:
             self._engine_pool.submit(self._engine_store.close).result()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -272,12 +275,13 @@ class MemoryServer:
     def _load_engine(self) -> Any:
         """The model engine, loaded on first use, in (and only used by) the engine thread."""
         if self._engine is None:
-            from memcli.runtime.loader import load_engine
+            from memcli.runtime.loader import open_engine
 
             store = TripleStore(self.db)
             try:
-                self._engine = load_engine(
+                self._engine = open_engine(
                     store,
+                    engine=self.model.engine,
                     model=self.model.model,
                     adapter=self.model.adapter,
                     no_adapter=self.model.no_adapter,

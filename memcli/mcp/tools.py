@@ -18,7 +18,7 @@ from memcli.store.core import Change, Triple, TripleStore, check_name
 from memcli.store.matching import ENTITY_THRESHOLD, RELATION_THRESHOLD, closest
 
 if TYPE_CHECKING:
-    from memcli.runtime.engine import MemoryEngine
+    from memcli.runtime.engine_api import Engine
 
 MAX_LIMIT = 1000
 MAX_INGEST_CHARS = 200_000
@@ -357,7 +357,7 @@ def check_ingest(text: str) -> None:
 
 
 def ingest(
-    engine: MemoryEngine, store: TripleStore, text: str, *, source: str, actor: str
+    engine: Engine, store: TripleStore, text: str, *, source: str, actor: str
 ) -> dict[str, Any]:
     """The model reads `text` sentence by sentence (each with the text before it as
     context) and what each states is stored as one batch, as `memcli ingest` does; the
