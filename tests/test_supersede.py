@@ -230,7 +230,9 @@ changes = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(changes=changes)
 def test_history_survives_every_snapshot_round_trip(tmp_path_factory, changes) -> None:
     folder = tmp_path_factory.mktemp("snap")

@@ -43,7 +43,8 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
             # Entities that only superseded facts name are history: not found.
             """SELECT id, name FROM entities e WHERE
                EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id AND superseded_at IS NULL)
-               OR EXISTS (SELECT 1 FROM triples WHERE object_id = e.id AND superseded_at IS NULL)""",
+               OR EXISTS (SELECT 1 FROM triples
+                          WHERE object_id = e.id AND superseded_at IS NULL)""",
             """SELECT count(*) FROM triples WHERE (subject_id = ? OR object_id = ?)
                AND superseded_at IS NULL""",
         ),

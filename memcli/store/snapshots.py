@@ -348,7 +348,7 @@ def restore(
             new_relation=True,
             exact=[
                 (
-                    i if exact else base + n,
+                    i if exact and i is not None else base + n,  # exact: no id is None
                     c or stamp,
                     u or c or stamp,
                     at,
