@@ -6,10 +6,12 @@ other words, change them ("moved to", "now works for"), deny or imagine things (
 to store), ask about facts never told (the answer is "I don't know"), and say things
 that need no memory at all (greetings, thanks, requests).
 
-Two splits that share nothing but the relation names: `train` and `dev` draw their
+Splits that share nothing but the relation names: `train` and `dev` draw their
 people, places and organisations from disjoint pools, their statement and question
 wordings from disjoint templates, and `dev` also has relations that `train` never uses
-(`DEV_ONLY_RELATIONS`). Deterministic for a seed.
+(`DEV_ONLY_RELATIONS`). `test` has its own names and wordings again, written after the
+relation checks were tuned, and is run once, as a held-out check of the dev figures.
+Deterministic for a seed.
 
     python -m recipes.chat_data --split dev --count 40 -o recipes/data/chat_dev.jsonl
 """
@@ -31,16 +33,21 @@ FIRST = {
               "Yuki", "Amara", "Lars", "Sofia", "Mateo", "Hana", "Oskar", "Leila", "Viktor"],
     "dev": ["Astrid", "Malik", "Sigrid", "Rafael", "Teodor", "Mirela", "Kenji", "Olu",
             "Freya", "Anton", "Zainab", "Henrik", "Carmen", "Idris", "Linnea", "Basil"],
+    "test": ["Maren", "Tobias", "Ayla", "Joaquin", "Runa", "Femi", "Noor", "Casper",
+             "Ilse", "Dmitri", "Solveig", "Omar"],
 }
 LAST = {
     "train": ["Whitfield", "Aasen", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Haugen",
               "Petrov", "Silva", "Brennan", "Quist", "Adeyemi"],
     "dev": ["Solberg", "Castellanos", "Mwangi", "Fairbanks", "Oyelaran", "Kowalczyk",
             "Thorsen", "Delacroix", "Hartmann", "Nakamura", "Ferreira", "Lundgren"],
+    "test": ["Eriksen", "Balogun", "Marchetti", "Holloway", "Virtanen", "Osei", "Brandt",
+             "Sandoval"],
 }
 # She/he for each first name (for pronoun statements).
 FEMININE = {"Dana", "Ingrid", "Marta", "Priya", "Elena", "Yuki", "Amara", "Sofia", "Hana",
-            "Leila", "Astrid", "Sigrid", "Mirela", "Freya", "Zainab", "Carmen", "Linnea"}
+            "Leila", "Astrid", "Sigrid", "Mirela", "Freya", "Zainab", "Carmen", "Linnea",
+            "Maren", "Ayla", "Runa", "Noor", "Ilse", "Solveig"}
 
 POOLS = {
     "city": {
@@ -48,32 +55,40 @@ POOLS = {
                   "Graz", "Leeds"],
         "dev": ["Tromsø", "Aarhus", "Valencia", "Gdansk", "Kumasi", "Sapporo", "Trieste",
                 "Halifax", "Dunedin", "Uppsala"],
+        "test": ["Stavanger", "Bilbao", "Turku", "Accra", "Innsbruck", "Nagoya", "Cork", "Brno"],
     },
     "company": {
         "train": ["Arcwise Labs", "Bryne Foods", "Northwind Shipping", "Helix Bank",
                   "Tidewater Games", "Quarry Systems"],
         "dev": ["Fjordline Robotics", "Copperleaf Studio", "Meridian Freight", "Solace Health",
                 "Brightwater Energy", "Granite Peak Software"],
+        "test": ["Lumen Analytics", "Harbor Crane Works", "Tessera Pharma",
+                 "Northgate Logistics", "Pebble Bay Media"],
     },
     "school": {
         "train": ["Nordhavn Academy", "Westbrook College", "Lakeside Institute"],
         "dev": ["Kestrel University", "Harbourview College", "Pinecrest Academy"],
+        "test": ["Ravenswood University", "Elmstead College"],
     },
     "label": {
         "train": ["Blue Harbor Records", "Northstar Music"],
         "dev": ["Silverline Records", "Redwood Sound"],
+        "test": ["Blackbird Records", "Tidal Pool Music"],
     },
     "language": {
         "train": ["Spanish", "Japanese", "Finnish", "Hindi"],
         "dev": ["Portuguese", "Swahili", "Polish", "Korean"],
+        "test": ["Dutch", "Turkish", "Tagalog"],
     },
     "team": {
         "train": ["Hamar Falcons", "Lyon Comets"],
         "dev": ["Aarhus Otters", "Valencia Herons"],
+        "test": ["Turku Lynx", "Bilbao Storm"],
     },
     "country": {
         "train": ["Norway", "Kenya", "France", "Japan"],
         "dev": ["Ghana", "Canada", "Poland", "Chile"],
+        "test": ["Ireland", "Peru", "Austria"],
     },
 }
 
@@ -93,76 +108,98 @@ WORDINGS = [
     Wording(
         "residence", "city",
         {"train": ["{s} resides in {o}.", "{s} has a house in {o}.", "{s} makes a home in {o}."],
-         "dev": ["{s} lives in {o}.", "{s}'s home is in {o}.", "{s} is based in {o}."]},
+         "dev": ["{s} lives in {o}.", "{s}'s home is in {o}.", "{s} is based in {o}."],
+         "test": ["{s} stays in {o} these days.", "{s} has lived in {o} for years."]},
         {"train": ["In which city does {s} reside?", "Where's {s}'s house?"],
          "dev": ["Where does {s} live?", "Which town is {s}'s home?",
-                 "Where is {s} based these days?"]},
+                 "Where is {s} based these days?"],
+         "test": ["What city does {s} live in?", "Where is {s} living?"]},
         {"train": ["{s} moved house to {o}.", "{s} relocated to {o} this spring."],
-         "dev": ["{s} moved to {o} last week.", "{s} has just moved to {o}."]},
+         "dev": ["{s} moved to {o} last week.", "{s} has just moved to {o}."],
+         "test": ["{s} relocated to {o} in May."]},
     ),
     Wording(
         "employer", "company",
         {"train": ["{s} is employed by {o}.", "{s} has a job at {o}."],
-         "dev": ["{s} works for {o}.", "{s} works at {o}."]},
+         "dev": ["{s} works for {o}.", "{s} works at {o}."],
+         "test": ["{s} is on the staff of {o}.", "{s} earns a living at {o}."]},
         {"train": ["Who employs {s}?", "Which firm is {s} employed by?"],
          "dev": ["Who does {s} work for?", "Where does {s} work?",
-                 "Which company is {s} with?"]},
+                 "Which company is {s} with?"],
+         "test": ["Which organisation does {s} work for?", "Who is {s}'s employer?"]},
         {"train": ["{s} switched jobs and is employed by {o} now.", "{s} took a job at {o}."],
-         "dev": ["{s} now works for {o}.", "{s} no longer works there; she joined {o}."]},
+         "dev": ["{s} now works for {o}.", "{s} no longer works there; she joined {o}."],
+         "test": ["{s} has a new job at {o} now."]},
     ),
     Wording(
         "educated at", "school",
         {"train": ["{s} graduated from {o}.", "{s} was a student at {o}."],
-         "dev": ["{s} studied at {o}.", "{s} went to school at {o}."]},
+         "dev": ["{s} studied at {o}.", "{s} went to school at {o}."],
+         "test": ["{s} attended {o}.", "{s} did a degree at {o}."]},
         {"train": ["Where did {s} graduate from?", "Which school did {s} attend?"],
-         "dev": ["Where did {s} study?", "Which college did {s} go to?"]},
+         "dev": ["Where did {s} study?", "Which college did {s} go to?"],
+         "test": ["Where was {s} educated?", "Which university did {s} attend?"]},
     ),
     Wording(
         "place of birth", "city",
         {"train": ["{s} was born in {o}.", "{s} comes from {o}, where she was born."],
-         "dev": ["{s} was born in {o}.", "{s} is a native of {o}."]},
+         "dev": ["{s} was born in {o}.", "{s} is a native of {o}."],
+         "test": ["{s} was born and raised in {o}.", "{s}'s birthplace is {o}."]},
         {"train": ["Where was {s} born?", "What is {s}'s birthplace?"],
-         "dev": ["Which city was {s} born in?", "Where is {s} from originally?"]},
+         "dev": ["Which city was {s} born in?", "Where is {s} from originally?"],
+         "test": ["Where was {s} born?", "In which town was {s} born?"]},
     ),
     Wording(
         "record label", "label",
         {"train": ["{s} records for {o}.", "{s} put out an album on {o}."],
-         "dev": ["{s} is signed to {o}.", "{s} has a record deal with {o}."]},
+         "dev": ["{s} is signed to {o}.", "{s} has a record deal with {o}."],
+         "test": ["{s} releases music on {o}.", "{s} signed with {o}."]},
         {"train": ["Which label does {s} record for?"],
-         "dev": ["Which label is {s} on?", "Who puts out {s}'s records?"]},
+         "dev": ["Which label is {s} on?", "Who puts out {s}'s records?"],
+         "test": ["What label does {s} release on?", "Which record label does {s} have?"]},
     ),
     Wording(
         "languages spoken, written or signed", "language",
         {"train": ["{s} is fluent in {o}.", "{s} can talk in {o}."],
-         "dev": ["{s} speaks {o}.", "{s} speaks {o} at home."]},
+         "dev": ["{s} speaks {o}.", "{s} speaks {o} at home."],
+         "test": ["{s} talks to her kids in {o}.", "{s} knows {o} well."]},
         {"train": ["Which language is {s} fluent in?"],
-         "dev": ["What language does {s} speak?", "Which language can {s} speak?"]},
+         "dev": ["What language does {s} speak?", "Which language can {s} speak?"],
+         "test": ["Which languages does {s} know?", "What does {s} speak?"]},
     ),
     Wording(
         "member of sports team", "team",
         {"train": ["{s} plays for the {o}.", "{s} is on the {o} squad."],
-         "dev": ["{s} plays for {o}.", "{s} is a player for {o}."]},
+         "dev": ["{s} plays for {o}.", "{s} is a player for {o}."],
+         "test": ["{s} is a striker for {o}.", "{s} joined the roster of {o}."]},
         {"train": ["Which team does {s} play for?"],
-         "dev": ["What team is {s} on?", "Which club does {s} play for?"]},
+         "dev": ["What team is {s} on?", "Which club does {s} play for?"],
+         "test": ["Which side does {s} play for?", "Who does {s} play for?"]},
     ),
     Wording(
         "country of citizenship", "country",
         {"train": ["{s} holds a passport of {o}.", "{s} is a citizen of {o}."],
-         "dev": ["{s} is a citizen of {o}.", "{s} has {o} citizenship."]},
+         "dev": ["{s} is a citizen of {o}.", "{s} has {o} citizenship."],
+         "test": ["{s} holds {o} nationality.", "{s} became a citizen of {o}."]},
         {"train": ["What is {s}'s nationality?"],
-         "dev": ["Which country is {s} a citizen of?", "What nationality is {s}?"]},
+         "dev": ["Which country is {s} a citizen of?", "What nationality is {s}?"],
+         "test": ["What is {s}'s citizenship?", "Which passport does {s} hold?"]},
     ),
     Wording(
         "spouse", "person",
         {"train": ["{s} is married to {o}.", "{s} wed {o} last year."],
-         "dev": ["{s} is married to {o}.", "{s}'s husband is {o}."]},
+         "dev": ["{s} is married to {o}.", "{s}'s husband is {o}."],
+         "test": ["{s} and {o} are married.", "{s}'s wife is {o}."]},
         {"train": ["Who is {s} married to?"],
-         "dev": ["Who is {s}'s spouse?", "Who did {s} marry?"]},
+         "dev": ["Who is {s}'s spouse?", "Who did {s} marry?"],
+         "test": ["Who is {s}'s partner in marriage?", "Whom is {s} married to?"]},
     ),
     Wording(  # dev only: training never sees this relation
         "work location", "city",
-        {"train": [], "dev": ["{s} works in {o}.", "{s} commutes to an office in {o}."]},
-        {"train": [], "dev": ["In which city does {s} work?", "Where is {s}'s office?"]},
+        {"train": [], "dev": ["{s} works in {o}.", "{s} commutes to an office in {o}."],
+         "test": ["{s} has an office in {o}.", "{s} does her job in {o}."]},
+        {"train": [], "dev": ["In which city does {s} work?", "Where is {s}'s office?"],
+         "test": ["Where does {s} go to work?", "Which city is {s}'s workplace in?"]},
     ),
 ]
 DEV_ONLY_RELATIONS = frozenset({"work location"})
@@ -174,11 +211,13 @@ CONFUSABLE = [{"employer", "work location"}, {"residence", "work location"},
 NEGATIONS = {
     "train": ["{s} has never lived in {o}.", "{s} is not employed by {o}."],
     "dev": ["{s} does not live in {o}.", "{s} doesn't work for {o}."],
+    "test": ["{s} has never worked for {o}.", "{s} isn't living in {o}."],
 }
 HYPOTHETICALS = {
     "train": ["Suppose {s} lived in {o}; would that help?"],
     "dev": ["If {s} moved to {o}, the commute would be shorter.",
             "Maybe {s} will live in {o} one day."],
+    "test": ["{s} might move to {o} next year.", "Imagine {s} lived in {o}."],
 }
 CHAT = {
     "train": ["Hi there!", "Thank you so much.", "Can you write a limerick about cats?",
@@ -189,12 +228,15 @@ CHAT = {
             "How do I boil an egg?", "Give me a name for a pet goldfish.",
             "Can you suggest a weekend hobby?", "Say something nice about Mondays.",
             "Write two lines about autumn."],
+    "test": ["Hey, good to see you!", "Much appreciated, thanks.", "Could you describe a sunset?",
+             "Give me a fun fact about octopuses.", "Good night!", "Please suggest a book to read.",
+             "Write a riddle about a clock.", "How are you today?"],
 }
 
 
 def _wordings(split: str) -> list[Wording]:
-    if split == "dev":
-        return [w for w in WORDINGS if w.statements["dev"]]
+    if split in ("dev", "test"):
+        return [w for w in WORDINGS if w.statements.get(split)]
     return [w for w in WORDINGS if w.relation not in DEV_ONLY_RELATIONS]
 
 
@@ -302,7 +344,7 @@ def conversations(split: str, count: int, seed: int = 0) -> Iterator[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("train", "dev"), default="dev")
+    parser.add_argument("--split", choices=("train", "dev", "test"), default="dev")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", type=Path)
