@@ -142,12 +142,12 @@ WORDINGS = [
     ),
     Wording(
         "place of birth", "city",
-        {"train": ["{s} was born in {o}.", "{s} comes from {o}, where she was born."],
+        {"train": ["{s} entered the world in {o}.", "{s} comes from {o}, where she was born."],
          "dev": ["{s} was born in {o}.", "{s} is a native of {o}."],
          "test": ["{s} was born and raised in {o}.", "{s}'s birthplace is {o}."]},
         {"train": ["Where was {s} born?", "What is {s}'s birthplace?"],
          "dev": ["Which city was {s} born in?", "Where is {s} from originally?"],
-         "test": ["Where was {s} born?", "In which town was {s} born?"]},
+         "test": ["What town was {s} born in?", "In which town was {s} born?"]},
     ),
     Wording(
         "record label", "label",
@@ -178,7 +178,7 @@ WORDINGS = [
     ),
     Wording(
         "country of citizenship", "country",
-        {"train": ["{s} holds a passport of {o}.", "{s} is a citizen of {o}."],
+        {"train": ["{s} holds a passport of {o}.", "{s} is a national of {o}."],
          "dev": ["{s} is a citizen of {o}.", "{s} has {o} citizenship."],
          "test": ["{s} holds {o} nationality.", "{s} became a citizen of {o}."]},
         {"train": ["What is {s}'s nationality?"],
@@ -187,7 +187,7 @@ WORDINGS = [
     ),
     Wording(
         "spouse", "person",
-        {"train": ["{s} is married to {o}.", "{s} wed {o} last year."],
+        {"train": ["{s} has been wed to {o} since 2010.", "{s} wed {o} last year."],
          "dev": ["{s} is married to {o}.", "{s}'s husband is {o}."],
          "test": ["{s} and {o} are married.", "{s}'s wife is {o}."]},
         {"train": ["Who is {s} married to?"],

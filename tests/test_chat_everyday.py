@@ -370,3 +370,39 @@ def test_real_model_answers_a_told_fact_from_a_paraphrased_question():
     with TripleStore() as store:
         assert [(t.subject, t.relation, t.object) for t in store.find()] == [
             ("Dana Whitfield", "residence", "Oslo")]
+
+
+def test_the_generator_keeps_train_dev_and_test_apart_and_is_deterministic():
+    from recipes import chat_data
+
+    def texts(split):
+        found = set()
+        for conversation in chat_data.conversations(split, 30):
+            for turn in conversation["turns"]:
+                found.add(turn["user"])
+        return found
+
+    people = {s: set(chat_data.FIRST[s]) for s in ("train", "dev", "test")}
+    assert not people["train"] & people["dev"] and not people["dev"] & people["test"]
+    for w in chat_data.WORDINGS:
+        for kind in (w.statements, w.questions):
+            assert not set(kind.get("train", [])) & set(kind.get("dev", []))
+            assert not set(kind.get("dev", [])) & set(kind.get("test", []))
+            assert not set(kind.get("train", [])) & set(kind.get("test", []))
+    assert not any("work location" in json.dumps(c) for c in chat_data.conversations("train", 50))
+    assert texts("dev") == texts("dev") and not texts("train") & texts("dev")
+    shipped = (chat_data.Path(chat_data.__file__).parent / "data" / "chat_dev.jsonl").read_text()
+    regenerated = "\n".join(json.dumps(c, ensure_ascii=False)
+                            for c in chat_data.conversations("dev", 40)) + "\n"
+    assert shipped == regenerated
+
+
+def test_a_bad_conversations_file_is_one_line_naming_where(tmp_path):
+    from tests.cli_helpers import run
+
+    bad = tmp_path / "c.jsonl"
+    bad.write_text('{"turns": [{"user": "Hi", "chat": true}]}\n{"turns": [{"answer": []}]}\n')
+    result = run("eval", "chat", str(bad))
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{bad}:2: turn 1" in lines[0] and "user" in lines[0]
