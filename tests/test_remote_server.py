@@ -141,7 +141,7 @@ def test_a_remote_chat_turn_from_the_command_line(server, tmp_path):
     assert "Warsaw" in result.stdout
 
 
-def test_ask_and_eval_write_on_a_small_slice(server, tmp_path):
+def test_ask_and_eval_write_and_qa_on_a_small_slice(server, tmp_path):
     db = tmp_path / "ask.db"
     run("mem", "add", "Rihanna", "record label", "Def Jam", "--db", str(db))
     asked = run("ask", "--engine", server.url, "--db", str(db),
@@ -154,6 +154,10 @@ def test_ask_and_eval_write_on_a_small_slice(server, tmp_path):
     report = json.loads(result.stdout)
     assert report["settings"]["runs on"] == server.url
     assert report["sentences"]  # every sentence of the document was written remotely
+    qa = run("eval", "qa", "--data", str(FIXTURE), "--docs", "1", "--max-questions", "2",
+             "--max-tokens", "16", "--engine", server.url, "--json")
+    assert qa.exit_code == 0, qa.output
+    assert json.loads(qa.stdout)["settings"]["runs on"] == server.url
     ppl = run("eval", "ppl", "--data", str(FIXTURE), "--docs", "1", "--engine", server.url)
     assert ppl.exit_code == 2 and ppl.stderr.count("\n") == 1
 

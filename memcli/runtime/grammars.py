@@ -17,6 +17,7 @@ grammar.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import tempfile
@@ -149,6 +150,7 @@ def _parser_vocab() -> Any:
             from memcli.catalog import bundled_model_path
 
             _vocab_model = vocab_only_model(bundled_model_path())
+            atexit.register(_vocab_model.close)  # before llama.cpp's module is torn down
         return _vocab_model.vocab
 
 

@@ -353,6 +353,9 @@ class LocalVocab:
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         return self._model.tokenize(text.encode(), add_bos=False, special=special)
 
+    def close(self) -> None:
+        self._model.close()
+
     def pieces(self) -> list[bytes]:
         if self._pieces is None:
             import ctypes
@@ -637,6 +640,8 @@ class RemoteEngine(MemoryLogic):
 
     def close(self) -> None:
         self.client.close()
+        if self.vocab is not None:
+            self.vocab.close()
 
     @property
     def decoder(self) -> ConstrainedDecoder:
