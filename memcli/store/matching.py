@@ -45,14 +45,16 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
                EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id AND superseded_at IS NULL)
                OR EXISTS (SELECT 1 FROM triples
                           WHERE object_id = e.id AND superseded_at IS NULL)""",
-            """SELECT count(*) FROM triples WHERE (subject_id = ? OR object_id = ?)
-               AND superseded_at IS NULL""",
+            # Two index searches (an OR of the two columns scanned the whole table).
+            """SELECT (SELECT count(*) FROM triples WHERE subject_id = :id
+                       AND superseded_at IS NULL)
+                    + (SELECT count(*) FROM triples WHERE object_id = :id
+                       AND superseded_at IS NULL AND subject_id != :id)""",
         ),
         (
             "relation",
             "SELECT id, name FROM relations",
-            """SELECT count(*) FROM triples WHERE relation_id = ? AND ? IS NOT NULL
-               AND superseded_at IS NULL""",
+            "SELECT count(*) FROM triples WHERE relation_id = :id AND superseded_at IS NULL",
         ),
     ):
         rows = store.db.execute(sql).fetchall()
@@ -67,7 +69,7 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
         )
         for name, score, index in hits:
             row_id = rows[index][0]
-            used = store.db.execute(count_sql, (row_id, row_id)).fetchone()[0]
+            used = store.db.execute(count_sql, {"id": row_id}).fetchone()[0]
             found.append(Match(kind, name, float(score), used))
     found.sort(key=lambda m: (-m.score, m.kind, m.name))
     return found[:limit]
