@@ -40,8 +40,9 @@ class FakeServer:
     "llama-cpp-python", "plain") on 127.0.0.1 and a free port."""
 
     def __init__(self, kind: str, script: Script, model: str = "test-model",
-                 chat_template: str | None = None):
+                 chat_template: str | None = None, total_slots: int | None = None):
         self.kind = kind
+        self.total_slots = total_slots
         self.script = script
         self.model = model
         self.chat_template = chat_template
@@ -125,8 +126,11 @@ class FakeServer:
         if path == "/get_server_info" and self.kind == "sglang":
             return {"version": "0.5.0", "grammar_backend": "llguidance"}
         if path == "/props" and self.kind == "llama-server":
-            return {"chat_template": self.chat_template or "", "bos_token": "",
-                    "eos_token": "<|im_end|>", "default_generation_settings": {}}
+            props = {"chat_template": self.chat_template or "", "bos_token": "",
+                     "eos_token": "<|im_end|>", "default_generation_settings": {}}
+            if self.total_slots is not None:
+                props["total_slots"] = self.total_slots
+            return props
         if path == "/openapi.json" and self.kind == "llama-cpp-python":
             return {"info": {"title": "🦙 llama.cpp Python API"}, "paths": {}}
         return None

@@ -402,3 +402,53 @@ def test_without_any_constraint_a_call_is_checked_after_it_is_generated(store):
     assert engine.capabilities().constraint == "none"
     assert engine.capabilities().notes
     assert done.raw == "({MEM_READ(Lake Geneva>>country>>)-->France}) France."
+
+
+# -- llama-server slots ----------------------------------------------------------------
+
+
+def test_llama_server_answers_and_writes_are_pinned_to_their_own_slots(store):
+    from memcli.runtime.loader import writing_engine
+
+    with FakeServer("llama-server", model_script, chat_template=CHATML,
+                    total_slots=2) as server:
+        engine = open_engine(store, engine=server.url)
+        writer = writing_engine(engine, store)
+        assert writer is not engine
+        answer(engine, "Which country is Lake Geneva in?")
+        list(writer.write("Lake Geneva lies in Switzerland.", source="test"))
+        writer.close()
+        engine.close()
+    bodies = server.completions()
+    writes = [b for b in bodies if b["prompt"].endswith("({MEM_WRITE-->")]
+    answers = [b for b in bodies if b not in writes]
+    assert writes and all(b["id_slot"] == 1 for b in writes)
+    assert answers and all(b["id_slot"] == 0 for b in answers)
+    assert all(b["cache_prompt"] is True for b in bodies)
+    assert engine.describe()["slot"].startswith("0 of 2")
+
+
+def test_one_slot_is_shared_and_other_servers_get_no_slot(store, monkeypatch):
+    from memcli.runtime.loader import writing_engine
+
+    with FakeServer("llama-server", model_script, chat_template=CHATML) as server:
+        engine = open_engine(store, engine=server.url)  # no total_slots, no /slots
+        assert writing_engine(engine, store) is engine
+        answer(engine, "Which country is Lake Geneva in?")
+    assert all(b["id_slot"] == 0 for b in server.completions())
+    assert any(r.path == "/slots" for r in server.requests)
+    monkeypatch.setenv("MEMCLI_ENGINE_SLOT", "auto")
+    with FakeServer("llama-server", model_script, chat_template=CHATML,
+                    total_slots=4) as server:
+        engine = open_engine(store, engine=server.url)
+        assert writing_engine(engine, store) is engine
+        answer(engine, "Which country is Lake Geneva in?")
+    assert not any("id_slot" in b for b in server.completions())
+    monkeypatch.setenv("MEMCLI_ENGINE_SLOT", "7")
+    with FakeServer("llama-server", model_script, chat_template=CHATML,
+                    total_slots=4) as server, pytest.raises(UsageError, match="0 to 3"):
+        open_engine(store, engine=server.url)
+    monkeypatch.delenv("MEMCLI_ENGINE_SLOT")
+    with FakeServer("vllm", model_script) as server:
+        answer(open_engine(store, engine=server.url), "Which country is Lake Geneva in?")
+    assert not any("id_slot" in b for b in server.completions())

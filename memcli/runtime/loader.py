@@ -153,9 +153,11 @@ def open_engine(
 def writing_engine(engine: Engine, store: TripleStore | None, **options: Any) -> Engine:
     """An engine for writes beside `engine`: for a local model a second context (so that
     a write does not evict the conversation from the answering cache) sharing its
-    decoder; a server keeps its own slots, so a remote engine writes itself."""
+    decoder; on a llama-server with two slots or more the same server on another slot
+    (`RemoteEngine.for_writing`); else the engine itself."""
     if not isinstance(engine, MemoryEngine):
-        return engine
+        for_writing = getattr(engine, "for_writing", None)
+        return for_writing() if callable(for_writing) else engine
     options.pop("engine", None)
     options.pop("timeout", None)
     second = load_engine(store, n_ctx=WRITE_CONTEXT, **options)

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 TEMPLATE_ENV = "MEMCLI_CHAT_TEMPLATE"
 TOKENIZER_ENV = "MEMCLI_ENGINE_TOKENIZER"
 CONSTRAINT_ENV = "MEMCLI_ENGINE_CONSTRAINT"
+SLOT_ENV = "MEMCLI_ENGINE_SLOT"  # llama-server: the slot answers use (N), or `auto`
 CONSTRAINTS = ("gbnf", "llguidance", "logit_bias")
 DEFAULT_TIMEOUT = 120.0
 RETRY_DELAYS = (0.25, 0.5, 1.0)  # backoff for idempotent steps (connecting, GETs)
@@ -397,6 +398,20 @@ class ServerInfo:
     models: list[str]
     props: dict = field(default_factory=dict)
     version: str = ""
+    slots: int = 0  # llama-server's parallel slots (0: unknown, or not a llama-server)
+
+
+def _slot_count(client: Http, props: dict) -> int:
+    """llama-server's slots: `total_slots` of /props, else the length of /slots (which
+    a server started with `--no-slots` refuses)."""
+    total = props.get("total_slots")
+    if isinstance(total, int) and total > 0:
+        return total
+    try:
+        listing = client.get("/slots")
+    except ServerError:
+        return 0
+    return len(listing) if isinstance(listing, list) else 0
 
 
 def _probe_kind(client: Http) -> tuple[str, dict, str]:
@@ -480,6 +495,8 @@ def connect(
         )
     kind, props, version = _probe_kind(client)
     info = ServerInfo(spec.url, kind, model, ids, props, version)
+    if kind == "llama-server":
+        info.slots = _slot_count(client, props)
 
     # The model's file, when it is on this machine: its template and its vocabulary.
     local: Path | None = None
@@ -524,7 +541,8 @@ def connect(
     config = config or EngineConfig()
     if local is not None and "memllm" in local.name:
         config.few_shot = False  # memcli's model with the memory adapter folded in
-    engine = RemoteEngine(client, store, info, chat, vocab, mode, config=config)
+    engine = RemoteEngine(client, store, info, chat, vocab, mode, config=config,
+                          slot=_answer_slot(info))
     if mode in ("gbnf", "llguidance") and not wanted and not engine.probe_grammar():
         notes.append(f"the server ignored a {mode} grammar")
         engine.mode = "logit_bias" if vocab is not None else ""
@@ -532,6 +550,23 @@ def connect(
         notes.append("no constraint: memory calls are checked after they are generated")
     engine.notes = tuple(notes)
     return engine
+
+
+def _answer_slot(info: ServerInfo) -> int | None:
+    """The llama-server slot a chat's answers are pinned to (`id_slot`), so that the
+    conversation's prefix stays cached there: slot 0, or `MEMCLI_ENGINE_SLOT`; None
+    (the server picks) for other servers or with `MEMCLI_ENGINE_SLOT=auto`."""
+    if info.kind != "llama-server":
+        return None
+    wanted = os.environ.get(SLOT_ENV, "").strip().lower()
+    if wanted == "auto":
+        return None
+    if not wanted:
+        return 0
+    if not wanted.isdigit() or (info.slots and int(wanted) >= info.slots):
+        have = f"0 to {info.slots - 1}" if info.slots else "a slot number"
+        raise UsageError(f"{SLOT_ENV}={wanted!r}: give {have}, or `auto`")
+    return int(wanted)
 
 
 def _special(vocab: LocalVocab, which: str) -> str:
@@ -571,9 +606,12 @@ class RemoteEngine(MemoryLogic):
         mode: str,
         *,
         config: EngineConfig | None = None,
+        slot: int | None = None,
     ):
         super().__init__(store, config)
         self.client = client
+        self.slot = slot  # llama-server's `id_slot` for every request, None: the server's pick
+        self._owns_vocab = True
         self.server = server
         self.template = template
         self.vocab = vocab
@@ -620,6 +658,11 @@ class RemoteEngine(MemoryLogic):
             "chat template": self.template.source,
             "tokenizer": str(self.vocab.path) if self.vocab is not None else "the server's",
         }
+        if self.server.kind == "llama-server":
+            slots = f" of {self.server.slots}" if self.server.slots else ""
+            info["slot"] = (f"{self.slot}{slots} (answers; writes on the next slot when "
+                            "there are two)" if self.slot is not None
+                            else f"the server's pick{slots}")
         for i, note in enumerate(self.notes):
             info[f"note {i + 1}"] = note
         return info
@@ -640,8 +683,26 @@ class RemoteEngine(MemoryLogic):
 
     def close(self) -> None:
         self.client.close()
-        if self.vocab is not None:
+        if self.vocab is not None and self._owns_vocab:
             self.vocab.close()
+
+    def for_writing(self) -> RemoteEngine:
+        """The engine a chat's writes use: on a llama-server with two slots or more, the
+        same server on the next slot (so writes and answers each keep their prompt
+        cached); else this engine. Shares the vocabulary and the decoder."""
+        if self.slot is None or self.server.slots < 2:
+            return self
+        if self.mode == "logit_bias":
+            self.decoder  # noqa: B018 - built once, for both
+        client = Http(self.client.base, self.client.timeout, self.client.api_key)
+        writer = RemoteEngine(client, self.store, self.server, self.template, self.vocab,
+                              self.mode, config=self.config,
+                              slot=(self.slot + 1) % self.server.slots)
+        writer.notes = self.notes
+        writer._owns_vocab = False
+        writer._decoder = self._decoder
+        writer._bans = self._bans
+        return writer
 
     @property
     def decoder(self) -> ConstrainedDecoder:
@@ -682,6 +743,8 @@ class RemoteEngine(MemoryLogic):
             body["repeat_penalty"] = 1.0  # as in-process; their default is 1.1
         if self.server.kind == "llama-server":
             body["cache_prompt"] = True
+            if self.slot is not None:
+                body["id_slot"] = self.slot
         body.update(extra)
         return body
 
