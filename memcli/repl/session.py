@@ -79,8 +79,12 @@ class ChatSession:
         return self.conversation.engines
 
     def refresh(self) -> None:
-        """Re-read what the toolbar shows from memory."""
-        self.memory_size = self.store.count()
+        """Re-read what the toolbar shows from memory, when memory changed (a count of
+        10,000,000 facts takes a second)."""
+        revision = self.store.revision()
+        if getattr(self, "_counted", None) != revision:
+            self.memory_size = self.store.count()
+            self._counted = revision
 
     def entity_names(self) -> list[str]:
         """Entity names for completion, cached until memory changes."""
