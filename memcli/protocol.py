@@ -30,20 +30,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from memcli import syntax
 from memcli.errors import MemcliError
+from memcli.syntax import ARROW, CLOSE, DELIMITERS, ITEM_SEP, OPEN, SEP
 
-OPEN = "({"
-CLOSE = "})"
-ARROW = "-->"
-SEP = ">>"
-ITEM_SEP = ";"
+__all__ = ["ARROW", "CLOSE", "DELIMITERS", "ITEM_SEP", "OPEN", "SEP"]  # defined in syntax
 READ_HEAD = "({MEM_READ("
 WRITE_HEAD = "({MEM_WRITE-->"
 READ_END = ")" + ARROW
 MAX_READ_QUERIES = 3
 MAX_READ_RESULTS = 30
 
-DELIMITERS = (OPEN, CLOSE, ARROW, SEP, ITEM_SEP)
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 CallKind = Literal["read", "write"]
@@ -66,14 +63,7 @@ def name_problem(name: str) -> str | None:
         return "has surrounding whitespace"
     if any(c in LINE_BREAKS for c in name):
         return "contains a line break"
-    for d in DELIMITERS:
-        if d in name:
-            return f"contains {d!r}"
-    if name.endswith(">"):
-        return "ends with '>'"
-    if name.endswith("--"):
-        return "ends with '--'"
-    return None
+    return syntax.delimiter_problem(name)
 
 
 # A memory call in text a person typed or a file holds: from an opening `({` and a call
@@ -103,8 +93,9 @@ def neutralize(text: str) -> str:
 
 
 def normalize(name: str) -> str:
-    """Case- and whitespace-insensitive form of a name, for deduplication."""
-    return " ".join(name.split()).casefold()
+    """Case- and whitespace-insensitive form of a name, for deduplication: the store's
+    matching key (`syntax.key`), so a read deduplicates exactly as memory matches."""
+    return syntax.key(name)
 
 
 @dataclass(frozen=True)

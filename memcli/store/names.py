@@ -1,7 +1,9 @@
 """Entity and relation names: what is allowed, and how names are matched.
 
 Names are matched case- and whitespace-insensitively (`key`), and keep the first
-spelling seen. A name may not contain what would corrupt a MemLLM command.
+spelling seen. A name may not contain what would corrupt a MemLLM command. The
+delimiters, the matching key and the delimiter rule live in `memcli.syntax`, shared with
+the protocol.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from memcli import syntax
+
 MAX_NAME_LENGTH = 256
 MAX_SOURCE_LENGTH = 4096
-FORBIDDEN = (">>", ";", "({", "})", "-->")
+FORBIDDEN = syntax.DELIMITERS
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Bidirectional embeddings, overrides, isolates and marks: they reorder what a person
 # reads ("evil\u202egpj.exe" shows as "evilexe.jpg").
@@ -19,12 +23,9 @@ _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Letters and symbols that draw nothing (Hangul fillers, the braille blank).
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _UNSEEN_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Mn", "Me"})
-_FORBIDDEN = re.compile("|".join(re.escape(f) for f in FORBIDDEN))
 
 
-def key(name: str) -> str:
-    """The matching key of a name: NFC, case-folded, runs of whitespace as one space."""
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+key = syntax.key  # NFC, case-folded, runs of whitespace as one space
 
 
 def name_problem(name: str) -> str | None:
@@ -41,14 +42,7 @@ def name_problem(name: str) -> str | None:
             return f"contains U+{ord(bidi.group()):04X}, a bidirectional control that reorders text"
         if not any(_visible(c) for c in name):
             return "has no visible character"
-    found = _FORBIDDEN.search(name)
-    if found:
-        return f"contains {found.group()!r}, a memory-command delimiter"
-    stripped = name.strip()
-    for tail in (">", "--"):
-        if stripped.endswith(tail):
-            return f"ends with {tail!r}, which would run into a memory-command delimiter"
-    return None
+    return syntax.delimiter_problem(name)
 
 
 def _visible(c: str) -> bool:
