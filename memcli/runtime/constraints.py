@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from memcli import protocol
 from memcli.errors import MemcliError
 from memcli.runtime.backend import Backend, Mask
 from memcli.store.names import name_problem
@@ -40,10 +41,8 @@ from memcli.store.names import name_problem
 if TYPE_CHECKING:
     from llguidance import LLMatcher, LLTokenizer
 
-MAX_QUERIES = 3
-MAX_TRIPLES = 8
-READ_HEAD = "MEM_READ("
-WRITE_HEAD = "MEM_WRITE-->"
+MAX_QUERIES = protocol.MAX_READ_QUERIES  # the protocol's limit, enforced while decoding
+MAX_TRIPLES = 8  # memcli's own limit on one write call (the protocol sets none)
 _CACHE_SIZE = 4
 
 # A word: letters/digits with inner joiners (Jean-Paul, O'Brien, 3.5, AT&T), or an
