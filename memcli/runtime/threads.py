@@ -1,6 +1,6 @@
 """How many CPU threads llama.cpp gets by default.
 
-Measured 2026-11-27 with `python -m memcli.runtime.threads` on this project's 2-core
+Measured 2026-11-27 with `python -m bench.measure_threads` on this project's 2-core
 build machine: SmolLM2-135M-Instruct Q4_1, greedy, 128 tokens after a ~180-token prompt,
 median of 3; "busy" = another process running `while True: pass`. Two runs, the second
 while other jobs were also using the machine:
@@ -22,11 +22,6 @@ models gain little beyond that) — 1 thread here, for prompt and generation ali
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-from typing import Any
 
 MAX_DEFAULT_THREADS = 4
 
@@ -45,65 +40,3 @@ def default_threads() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(MAX_DEFAULT_THREADS, cores // 2))
-
-
-PROMPT = (
-    "The history of the city begins with a small settlement on the river. Over the "
-    "centuries it grew into a trading town, then a regional capital with a university, "
-    "a cathedral and a busy port. "
-) * 4
-
-
-def generation_speed(backend: Any, n_tokens: int = 128) -> dict[str, float]:
-    """Prompt and greedy generation tokens/s through `backend` (cache cleared first)."""
-    backend.truncate(0)
-    prompt = backend.tokenize(PROMPT)
-    start = time.perf_counter()
-    backend.eval(prompt)
-    prompt_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(n_tokens):
-        backend.eval([backend.sample()])
-    gen_s = time.perf_counter() - start
-    return {"prompt_tok_s": len(prompt) / prompt_s, "gen_tok_s": n_tokens / gen_s}
-
-
-def measure(model_path: str | Path, n_tokens: int = 128, repeats: int = 3) -> list[dict]:
-    """Tokens/s at 1 and 2 threads, quiet and with a busy-looping process beside us."""
-    from memcli.runtime.llama_backend import LlamaBackend
-
-    rows = []
-    for busy in (False, True):
-        spinner = None
-        if busy:
-            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            time.sleep(0.5)
-        try:
-            for threads in (1, 2):
-                backend = LlamaBackend(model_path, n_ctx=1024, threads=threads)
-                generation_speed(backend, 8)  # warm-up
-                runs = [generation_speed(backend, n_tokens) for _ in range(repeats)]
-                backend.close()
-                rows.append(
-                    {
-                        "threads": threads,
-                        "busy": busy,
-                        "gen_tok_s": sorted(r["gen_tok_s"] for r in runs)[repeats // 2],
-                        "prompt_tok_s": sorted(r["prompt_tok_s"] for r in runs)[repeats // 2],
-                    }
-                )
-        finally:
-            if spinner is not None:
-                spinner.kill()
-                spinner.wait()
-    return rows
-
-
-if __name__ == "__main__":
-    from memcli.runtime.llama_backend import bundled_model_path
-
-    for row in measure(bundled_model_path()):
-        print(
-            f"threads={row['threads']} busy={row['busy']!s:5} "
-            f"generation {row['gen_tok_s']:6.1f} tok/s  prompt {row['prompt_tok_s']:7.1f} tok/s"
-        )
