@@ -23,6 +23,8 @@ class Reply:
     status: int = 200
     cut: bool = False  # close the stream half way, before any finish_reason or [DONE]
     delay: float = 0.0  # seconds before answering
+    top: dict[str, float] | None = None  # the first token's top log-probabilities
+    content_format: bool = False  # llama-server's form of them (`content`, with bytes)
 
 
 Script = Callable[[dict], Reply]
@@ -33,6 +35,18 @@ class Recorded:
     method: str
     path: str
     body: Any
+
+
+def _logprobs(reply: Reply) -> dict:
+    assert reply.top is not None
+    text = "".join(reply.chunks)
+    if reply.content_format:
+        return {"content": [{"token": text, "logprob": max(reply.top.values(), default=0.0),
+                             "top_logprobs": [{"token": t, "logprob": v,
+                                               "bytes": list(t.encode())}
+                                              for t, v in reply.top.items()]}]}
+    return {"tokens": [text], "token_logprobs": [max(reply.top.values(), default=0.0)],
+            "top_logprobs": [reply.top], "text_offset": [0]}
 
 
 class FakeServer:
@@ -85,8 +99,11 @@ class FakeServer:
                     self._json(reply.status, {"error": {"message": "scripted failure"}})
                     return
                 if not body.get("stream"):
-                    self._json(200, {"model": server.model, "choices": [
-                        {"text": "".join(reply.chunks), "finish_reason": reply.finish}],
+                    choice: dict[str, Any] = {"text": "".join(reply.chunks),
+                                              "finish_reason": reply.finish}
+                    if reply.top is not None and body.get("logprobs"):
+                        choice["logprobs"] = _logprobs(reply)
+                    self._json(200, {"model": server.model, "choices": [choice],
                         "usage": {"prompt_tokens": len(body["prompt"]),
                                   "completion_tokens": len(reply.chunks)}})
                     return

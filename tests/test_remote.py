@@ -169,6 +169,9 @@ def test_client_side_masks_ask_one_token_at_a_time_and_check_the_answer(store, m
 
     def script(body):
         prompt = body["prompt"]
+        if prompt == "The letter after P is":  # the logit_bias probe: honoured
+            favoured = [int(t) for t, v in body["logit_bias"].items() if v > 0]
+            return Reply([pieces[favoured[0]].decode()])
         if "logit_bias" in body and "({MEM_READ(" in prompt:
             done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ("):]
             rest = target[len(done):].encode()
@@ -201,6 +204,7 @@ def test_a_server_token_outside_the_mask_drops_the_call(store, monkeypatch):
         return Reply([" Sorry."])
 
     monkeypatch.setenv("MEMCLI_ENGINE_TOKENIZER", str(catalog.bundled_model_path()))
+    monkeypatch.setenv("MEMCLI_ENGINE_CONSTRAINT", "logit_bias")  # no probe: the server lies
     with FakeServer("plain", script) as server:
         engine = open_engine(store, engine=server.url)
         events = answer(engine, "Which country is Lake Geneva in?")
@@ -452,3 +456,75 @@ def test_one_slot_is_shared_and_other_servers_get_no_slot(store, monkeypatch):
     with FakeServer("vllm", model_script) as server:
         answer(open_engine(store, engine=server.url), "Which country is Lake Geneva in?")
     assert not any("id_slot" in b for b in server.completions())
+
+
+# -- top-k logprobs, one token at a time -----------------------------------------------
+
+
+def _logprobs_script(pieces: list[bytes], content_format: bool):
+    """A server that ignores grammars and logit_bias but gives top log-probabilities;
+    its model prefers a name the read may not use ("Paris")."""
+    target = "Lake Geneva>>country>>)-->"
+
+    def script(body):
+        prompt = body["prompt"]
+        if prompt == "The letter after P is":
+            if body.get("logprobs"):
+                return Reply([" Q"], top={" Q": -0.1, " R": -3.0},
+                             content_format=content_format)
+            return Reply([" Q, of course"])  # grammar and logit_bias ignored
+        if "({MEM_READ(" in prompt and body.get("logprobs"):
+            assert body["max_tokens"] == 1 and body["logprobs"] == 20
+            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ("):]
+            rest = target[len(done):].encode()
+            best = max((p for p in pieces if p and rest.startswith(p)), key=len)
+            top = {"Paris": -0.05, best.decode(): -0.5}
+            if not done:
+                top = {"Lakeside": -0.1}  # not allowed; its allowed beginning is
+            return Reply(["Paris"], top=top, content_format=content_format)
+        if prompt == "fallback":
+            return Reply(["zz"], top={"zz": -0.1, "cat": -2.0}, content_format=content_format)
+        if prompt.endswith("France})"):
+            return Reply([" France."])
+        return Reply([" No."])
+
+    return script
+
+
+@pytest.mark.parametrize(("kind", "content_format"),
+                         [("plain", False), ("llama-server", True)])
+def test_a_server_without_logit_bias_reads_through_top_logprobs(store, monkeypatch, kind,
+                                                                content_format):
+    import numpy as np
+
+    from memcli.runtime.remote import LocalVocab, _Progress
+
+    bundled = catalog.bundled_model_path()
+    vocab = LocalVocab(bundled)
+    pieces = vocab.pieces()
+    vocab.close()
+    monkeypatch.setenv("MEMCLI_ENGINE_TOKENIZER", str(bundled))
+    script = _logprobs_script(pieces, content_format)
+    with FakeServer(kind, script, chat_template=CHATML) as server:
+        engine = open_engine(store, engine=server.url)
+        caps = engine.capabilities()
+        assert caps.constraint == "logprobs"
+        assert any("ignored logit_bias" in n for n in caps.notes)
+        done = done_of(answer(engine, "Which country is Lake Geneva in?"))
+        # None of the top tokens allowed, none beginning with an allowed one: the
+        # mask's first allowed token; the one allowed token among them: that one.
+        (cat,), (dog,) = engine.vocab.tokenize("cat"), engine.vocab.tokenize("dog")
+        allowed = np.zeros(engine.vocab.n_vocab, dtype=bool)
+        allowed[[cat, dog]] = True
+        progress = _Progress(0.0)
+        ids = np.flatnonzero(allowed)
+        assert engine._best_allowed(progress, "fallback", allowed, ids) == cat
+        allowed[cat] = False
+        assert engine._best_allowed(progress, "fallback", allowed, np.array([dog])) == dog
+        info = run("models", "info", "--engine", server.url)
+        engine.close()
+    assert done.raw == "({MEM_READ(Lake Geneva>>country>>)-->France}) France."
+    steps = [b for b in server.completions() if b.get("logprobs") and "({MEM_READ(" in b["prompt"]]
+    assert steps and not any("logit_bias" in b for b in steps)
+    assert info.exit_code == 0, info.output
+    assert "logprobs" in info.stdout

@@ -131,15 +131,17 @@ def use(
     ] = None,
     constraint: Annotated[
         str | None,
-        typer.Option("--constraint", help="With --engine: gbnf, llguidance or logit_bias "
-                     "(default: found at connect time).", show_default=False),
+        typer.Option("--constraint", help="With --engine: gbnf, llguidance, logit_bias or "
+                     "logprobs (default: found at connect time).", show_default=False),
     ] = None,
 ) -> None:
     """Make a model the default for `ask`, `chat` and the REPL (stored in config.json),
     or with --engine a server and the model name to ask it for."""
     if engine is not None:
-        if constraint is not None and constraint not in ("gbnf", "llguidance", "logit_bias"):
-            raise UsageError(f"--constraint {constraint!r}: use gbnf, llguidance or logit_bias")
+        if constraint is not None and constraint not in (
+                "gbnf", "llguidance", "logit_bias", "logprobs"):
+            raise UsageError(
+                f"--constraint {constraint!r}: use gbnf, llguidance, logit_bias or logprobs")
         stored = catalog.set_engine(engine, model, template=template, tokenizer=tokenizer,
                                     constraint=constraint)
         note(f"default engine: {stored}")

@@ -25,7 +25,11 @@ Memory calls keep their guarantees with, per server (found at connect time):
   structured-outputs backend, SGLang with `--grammar-backend llguidance`, llama-server
   built with llguidance, which wants the `%llguidance {}` line);
 - "logit_bias": memcli's own llguidance masks, sent one token at a time as logit biases
-  (needs the model's vocabulary here: its GGUF file).
+  (needs the model's vocabulary here: its GGUF file);
+- "logprobs": for servers that give log-probabilities but ignore `logit_bias`: one token
+  at a time with the top 20 log-probabilities, of which memcli takes the most probable
+  token its mask allows (none allowed: the longest allowed token that begins one of
+  them, else the mask's first allowed token).
 
 Grammars are built from the candidates a call can need (the memory's entities named in
 the conversation; the spans of the sentence) and validated locally before they are sent
@@ -71,7 +75,9 @@ TEMPLATE_ENV = "MEMCLI_CHAT_TEMPLATE"
 TOKENIZER_ENV = "MEMCLI_ENGINE_TOKENIZER"
 CONSTRAINT_ENV = "MEMCLI_ENGINE_CONSTRAINT"
 SLOT_ENV = "MEMCLI_ENGINE_SLOT"  # llama-server: the slot answers use (N), or `auto`
-CONSTRAINTS = ("gbnf", "llguidance", "logit_bias")
+CONSTRAINTS = ("gbnf", "llguidance", "logit_bias", "logprobs")
+CLIENT_MASKS = ("logit_bias", "logprobs")  # memcli's own masks, one token per request
+TOP_LOGPROBS = 20  # how many of the most probable tokens "logprobs" asks for (vLLM's cap)
 DEFAULT_TIMEOUT = 120.0
 RETRY_DELAYS = (0.25, 0.5, 1.0)  # backoff for idempotent steps (connecting, GETs)
 MAX_BODY_TOKENS = 96  # the longest read body: 3 queries of long names
@@ -533,7 +539,7 @@ def connect(
         raise UsageError(f"constraint {wanted!r}: use one of {', '.join(CONSTRAINTS)}")
     notes: list[str] = []
     mode = wanted or DEFAULT_CONSTRAINT.get(kind) or ("logit_bias" if vocab else "")
-    if mode == "logit_bias" and vocab is None:
+    if mode in CLIENT_MASKS and vocab is None:
         raise UsageError(
             "client-side masks need the model's vocabulary: set "
             f"{TOKENIZER_ENV} to its GGUF file"
@@ -546,6 +552,13 @@ def connect(
     if mode in ("gbnf", "llguidance") and not wanted and not engine.probe_grammar():
         notes.append(f"the server ignored a {mode} grammar")
         engine.mode = "logit_bias" if vocab is not None else ""
+    if engine.mode == "logit_bias" and wanted != "logit_bias" and not engine.probe_logit_bias():
+        if engine.probe_logprobs():
+            notes.append("the server ignored logit_bias; it gives log-probabilities")
+            engine.mode = "logprobs"
+        else:
+            notes.append("the server ignored logit_bias and gives no log-probabilities")
+            engine.mode = ""
     if not engine.mode:
         notes.append("no constraint: memory calls are checked after they are generated")
     engine.notes = tuple(notes)
@@ -620,6 +633,7 @@ class RemoteEngine(MemoryLogic):
         self.usage: list[dict] = []  # the servers' usage/timings reports, last first
         self._decoder: ConstrainedDecoder | None = None
         self._bans: dict[str, float] | None = None
+        self._index: dict[bytes, list[int]] | None = None
 
     # -- the Engine protocol --------------------------------------------------------------
 
@@ -647,6 +661,8 @@ class RemoteEngine(MemoryLogic):
             "gbnf": "server-side GBNF grammars",
             "llguidance": "server-side llguidance (Lark) grammars",
             "logit_bias": "client-side masks, one token at a time (logit_bias)",
+            "logprobs": "client-side masks, one token at a time (the most probable allowed "
+            f"of the server's top {TOP_LOGPROBS} logprobs)",
             "": "none (calls checked after generation)",
         }[self.mode]
         info: dict[str, Any] = {
@@ -670,7 +686,7 @@ class RemoteEngine(MemoryLogic):
     def warm_up(self, kind: str = "", stop: Any = None) -> None:
         """Put the fixed part of the prompt in the server's cache (one prompt token of
         generation); build the client-side decoder when masks are used."""
-        if self.mode == "logit_bias":
+        if self.mode in CLIENT_MASKS:
             self.decoder  # noqa: B018 - built on first access
         if kind not in ("answer", "write"):
             return
@@ -692,8 +708,9 @@ class RemoteEngine(MemoryLogic):
         cached); else this engine. Shares the vocabulary and the decoder."""
         if self.slot is None or self.server.slots < 2:
             return self
-        if self.mode == "logit_bias":
+        if self.mode in CLIENT_MASKS:
             self.decoder  # noqa: B018 - built once, for both
+            self._piece_index()
         client = Http(self.client.base, self.client.timeout, self.client.api_key)
         writer = RemoteEngine(client, self.store, self.server, self.template, self.vocab,
                               self.mode, config=self.config,
@@ -702,6 +719,7 @@ class RemoteEngine(MemoryLogic):
         writer._owns_vocab = False
         writer._decoder = self._decoder
         writer._bans = self._bans
+        writer._index = self._index
         return writer
 
     @property
@@ -728,6 +746,29 @@ class RemoteEngine(MemoryLogic):
         except ServerError:
             return False
         return _choice(data).get("text", "").strip() == word
+
+    def probe_logit_bias(self) -> bool:
+        """Whether the server honours `logit_bias`: a one-token completion with the token
+        of `7` favoured by +100 must be `7`."""
+        assert self.vocab is not None
+        ids = self.vocab.tokenize("7")
+        if len(ids) != 1:
+            return True  # no single token to test with: trust the server
+        body = self._body("The letter after P is", 1, logit_bias={str(ids[0]): 100.0})
+        try:
+            data = self.client.post("/v1/completions", body, retry=True)
+        except ServerError:
+            return False
+        return _choice(data).get("text", "") == "7"
+
+    def probe_logprobs(self) -> bool:
+        """Whether the server gives the top log-probabilities of a completion's token."""
+        body = self._body("The letter after P is", 1, logprobs=TOP_LOGPROBS)
+        try:
+            data = self.client.post("/v1/completions", body, retry=True)
+        except ServerError:
+            return False
+        return bool(top_pieces(_choice(data)))
 
     # -- requests -------------------------------------------------------------------------
 
@@ -927,7 +968,7 @@ class RemoteEngine(MemoryLogic):
         from memcli.runtime import grammars
 
         limit = MAX_BODY_TOKENS if kind == "read" else self.config.max_write_tokens
-        if self.mode == "logit_bias":
+        if self.mode in CLIENT_MASKS:
             decoder = self.decoder
             cmd = (decoder.start_read(names, relations) if kind == "read"
                    else decoder.start_write(names[0], relations, entities=entities))
@@ -963,7 +1004,8 @@ class RemoteEngine(MemoryLogic):
     def _masked(self, progress: _Progress, context: str, cmd: Command, limit: int
                 ) -> Generator[str, None, None]:
         """One token at a time: memcli's mask as logit biases, the server's pick checked
-        against the mask. Tokens the mask forces are taken without asking."""
+        against the mask ("logit_bias"), or the best allowed of the server's most probable
+        tokens ("logprobs"). Tokens the mask forces are taken without asking."""
         import numpy as np
 
         assert self.vocab is not None
@@ -977,6 +1019,9 @@ class RemoteEngine(MemoryLogic):
                 raise ModelError("the token mask allows no token")
             if len(ids) == 1:
                 tokens = [int(ids[0])]
+            elif self.mode == "logprobs":
+                prompt = context + text.decode("utf-8", "replace")
+                tokens = [self._best_allowed(progress, prompt, allowed, ids)]
             else:
                 if len(ids) <= len(allowed) - len(ids):
                     bias = {str(int(t)): 100.0 for t in ids}
@@ -1000,6 +1045,41 @@ class RemoteEngine(MemoryLogic):
                 yield pieces[token].decode("utf-8", "replace")
             if decoder.is_done(cmd):
                 return
+
+    def _best_allowed(self, progress: _Progress, prompt: str, allowed: Any, ids: Any) -> int:
+        """The most probable token of the server's top log-probabilities that `allowed`
+        allows; none: the longest allowed token that begins one of them; else the
+        mask's first allowed token (`ids[0]`)."""
+        progress.requests += 1
+        data = self.client.post("/v1/completions",
+                                self._body(prompt, 1, logprobs=TOP_LOGPROBS), retry=True)
+        self._note_usage(data, progress)
+        choice = _choice(data)
+        ranked = top_pieces(choice)
+        if not ranked and choice.get("text"):
+            ranked = [str(choice["text"]).encode()]
+        index = self._piece_index()
+        for piece in ranked:
+            for token in index.get(piece, ()):
+                if allowed[token]:
+                    return token
+        for piece in ranked:
+            for end in range(len(piece) - 1, 0, -1):
+                for token in index.get(piece[:end], ()):
+                    if allowed[token]:
+                        return token
+        return int(ids[0])
+
+    def _piece_index(self) -> dict[bytes, list[int]]:
+        """Token ids by their bytes (several tokens may spell the same bytes)."""
+        if self._index is None:
+            assert self.vocab is not None
+            index: dict[bytes, list[int]] = {}
+            for token, piece in enumerate(self.vocab.pieces()):
+                if piece:
+                    index.setdefault(piece, []).append(token)
+            self._index = index
+        return self._index
 
     # -- writing --------------------------------------------------------------------------
 
@@ -1060,6 +1140,34 @@ class RemoteEngine(MemoryLogic):
         elapsed = time.perf_counter() - progress.started
         yield Timing(progress.prompt_tokens, progress.generated, elapsed, progress.first,
                      progress.generated / elapsed if elapsed > 0 else 0.0)
+
+
+def top_pieces(choice: dict) -> list[bytes]:
+    """The bytes of the first generated token's most probable alternatives, most
+    probable first, from either log-probability format of `/v1/completions`: the legacy
+    one (`top_logprobs: [{text: logprob}]`: vLLM, llama-cpp-python, SGLang) or the chat
+    one (`content: [{top_logprobs: [{token, logprob, bytes}]}]`: llama-server)."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return []
+    pairs: list[tuple[float, bytes]] = []
+    top = logprobs.get("top_logprobs")
+    content = logprobs.get("content")
+    if isinstance(top, list) and top and isinstance(top[0], dict):
+        for text, value in top[0].items():
+            if isinstance(value, int | float):
+                pairs.append((float(value), str(text).encode()))
+    elif isinstance(content, list) and content and isinstance(content[0], dict):
+        for item in content[0].get("top_logprobs") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("logprob"), int | float):
+                continue
+            raw = item.get("bytes")
+            piece = (bytes(raw) if isinstance(raw, list) and all(
+                isinstance(b, int) and 0 <= b < 256 for b in raw)
+                else str(item.get("token", "")).encode())
+            pairs.append((float(item["logprob"]), piece))
+    pairs.sort(key=lambda pair: -pair[0])
+    return [piece for _, piece in pairs if piece]
 
 
 def _choice(data: Any) -> dict:
