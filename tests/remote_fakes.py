@@ -54,8 +54,12 @@ class FakeServer:
     "llama-cpp-python", "plain") on 127.0.0.1 and a free port."""
 
     def __init__(self, kind: str, script: Script, model: str = "test-model",
-                 chat_template: str | None = None, total_slots: int | None = None):
+                 chat_template: str | None = None, total_slots: int | None = None,
+                 vocab: list[bytes] | None = None):
         self.kind = kind
+        self.vocab = vocab  # llama-server's /tokenize and /detokenize over these pieces
+        self._ids = {p: t for t, p in reversed(list(enumerate(vocab or []))) if p}
+        self._longest = max(map(len, self._ids), default=1)
         self.total_slots = total_slots
         self.script = script
         self.model = model
@@ -89,6 +93,9 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.requests.append(Recorded("POST", self.path, body))
+                if self.path in ("/tokenize", "/detokenize") and server.vocab is not None:
+                    self._json(200, server.tokenizer(self.path, body))
+                    return
                 if self.path != "/v1/completions":
                     self._json(404, {"detail": "Not Found"})
                     return
@@ -135,9 +142,29 @@ class FakeServer:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
+    def tokenizer(self, path: str, body: dict) -> dict:
+        """llama-server's /tokenize (greedy longest match) and /detokenize."""
+        assert self.vocab is not None
+        if path == "/detokenize":
+            joined = b"".join(self.vocab[t] for t in body["tokens"])
+            return {"content": joined.decode("utf-8", "replace")}
+        data, tokens, at = body["content"].encode(), [], 0
+        while at < len(data):
+            for end in range(min(len(data), at + self._longest), at, -1):
+                if data[at:end] in self._ids:
+                    tokens.append(self._ids[data[at:end]])
+                    at = end
+                    break
+            else:
+                raise AssertionError(f"cannot tokenize {data[at:]!r}")
+        return {"tokens": tokens}
+
     def get(self, path: str) -> Any:
         if path == "/v1/models":
-            return {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+            model: dict[str, Any] = {"id": self.model, "object": "model"}
+            if self.vocab is not None:
+                model["meta"] = {"n_vocab": len(self.vocab), "n_ctx_train": 8192}
+            return {"object": "list", "data": [model]}
         if path == "/version" and self.kind == "vllm":
             return {"version": "0.11.0"}
         if path == "/get_server_info" and self.kind == "sglang":

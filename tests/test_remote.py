@@ -528,3 +528,59 @@ def test_a_server_without_logit_bias_reads_through_top_logprobs(store, monkeypat
     assert steps and not any("logit_bias" in b for b in steps)
     assert info.exit_code == 0, info.output
     assert "logprobs" in info.stdout
+
+
+# -- the tokenizer through the server ----------------------------------------------------
+
+
+def test_without_the_gguf_here_masks_use_the_servers_tokenizer_and_cache_its_vocabulary(
+        store, monkeypatch, tmp_path):
+    from memcli.runtime.remote import LocalVocab, ServerVocab
+
+    monkeypatch.setenv("MEMCLI_CACHE", str(tmp_path / "cache"))
+    local = LocalVocab(catalog.bundled_model_path())
+    pieces = local.pieces()
+    local.close()
+    target = "Lake Geneva>>country>>)-->"
+
+    def script(body):  # ignores grammars, honours logit_bias
+        prompt = body["prompt"]
+        if prompt == "The letter after P is":
+            if "logit_bias" in body:
+                favoured = [int(t) for t, v in body["logit_bias"].items() if v > 0]
+                return Reply([pieces[favoured[0]].decode()])
+            return Reply([" Q, of course"])
+        if "logit_bias" in body and "({MEM_READ(" in prompt:
+            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ("):]
+            rest = target[len(done):].encode()
+            bias = {int(k): v for k, v in body["logit_bias"].items()}
+            allowed = [t for t, v in bias.items() if v > 0] or [
+                t for t in range(len(pieces)) if t not in bias]
+            best = max((t for t in allowed if pieces[t] and rest.startswith(pieces[t])),
+                       key=lambda t: len(pieces[t]))
+            return Reply([pieces[best].decode()])
+        if prompt.endswith("France})"):
+            return Reply([" France."])
+        return Reply([" No."])
+
+    with FakeServer("llama-server", script, chat_template=CHATML, vocab=pieces) as server:
+        for attempt in range(2):
+            before = len(server.requests)
+            engine = open_engine(store, engine=server.url)
+            assert isinstance(engine.vocab, ServerVocab)
+            caps = engine.capabilities()
+            assert (caps.constraint, caps.tokenizer) == ("logit_bias", "server")
+            done = done_of(answer(engine, "Which country is Lake Geneva in?"))
+            engine.close()
+            assert done.raw == "({MEM_READ(Lake Geneva>>country>>)-->France}) France."
+            sent = server.requests[before:]
+            detokenized = [r for r in sent if r.path == "/detokenize"]
+            if attempt == 0:  # the vocabulary read in batches of 4,096 ids ...
+                assert len(detokenized) == -(-len(pieces) // 4096)
+                cached = engine.vocab.cache_file()
+                assert cached.is_file() and cached.is_relative_to(tmp_path / "cache")
+                whole = [p for p in pieces if p and "\ufffd" not in p.decode("utf-8", "replace")]
+                assert sum(1 for p in engine.vocab.pieces() if p) == len(whole)
+            else:  # ... and then found in the cache
+                assert not detokenized
+            assert any(r.path == "/tokenize" for r in sent)

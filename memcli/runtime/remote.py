@@ -77,6 +77,8 @@ CONSTRAINT_ENV = "MEMCLI_ENGINE_CONSTRAINT"
 SLOT_ENV = "MEMCLI_ENGINE_SLOT"  # llama-server: the slot answers use (N), or `auto`
 CONSTRAINTS = ("gbnf", "llguidance", "logit_bias", "logprobs")
 CLIENT_MASKS = ("logit_bias", "logprobs")  # memcli's own masks, one token per request
+VOCAB_BATCH = 4096  # token ids a /detokenize request reads the bytes of
+VOCAB_SEPARATOR = "\u241e"  # between them (SYMBOL FOR RECORD SEPARATOR)
 TOP_LOGPROBS = 20  # how many of the most probable tokens "logprobs" asks for (vLLM's cap)
 DEFAULT_TIMEOUT = 120.0
 RETRY_DELAYS = (0.25, 0.5, 1.0)  # backoff for idempotent steps (connecting, GETs)
@@ -391,6 +393,144 @@ class LocalVocab:
         return ConstrainedDecoder(tokenizer, self.n_vocab)
 
 
+class ServerVocab:
+    """The served model's vocabulary through llama-server's `/tokenize` and `/detokenize`,
+    when its GGUF file is not on this machine: token ids by `/tokenize` (cached per
+    text), token bytes by detokenizing every id (`VOCAB_BATCH` ids a request, each
+    followed by a separator to split on), cached under the cache folder by server URL
+    and model name. A token whose bytes are not whole UTF-8 (byte fallback tokens) comes
+    back as U+FFFD and is kept as empty: masks never allow it, so a name that only
+    such tokens can spell cannot be read or written through this vocabulary."""
+
+    def __init__(self, client: Http, url: str, model: str, n_vocab: int, props: dict):
+        self.client = client
+        self.url = url
+        self.model = model
+        self.n_vocab = n_vocab
+        self.path = f"{url}/tokenize"  # for `describe`
+        self._tokenized: dict[tuple[str, bool], list[int]] = {}
+        self._pieces: list[bytes] | None = None
+        self.eos_token = self._special_id(props.get("eos_token"))
+        self.bos_token = self._special_id(props.get("bos_token"))
+
+    def _special_id(self, text: Any) -> int:
+        if not isinstance(text, str) or not text:
+            return -1
+        ids = self.tokenize(text, special=True)
+        return ids[0] if len(ids) == 1 else -1
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        key = (text, special)
+        cached = self._tokenized.get(key)
+        if cached is None:
+            data = self.client.post("/tokenize", {"content": text, "add_special": False,
+                                                  "parse_special": special}, retry=True)
+            tokens = data.get("tokens") if isinstance(data, dict) else None
+            if not isinstance(tokens, list) or not all(
+                    isinstance(t, int) and 0 <= t < self.n_vocab for t in tokens):
+                raise ServerError(f"the engine at {self.url} sent no token ids for /tokenize")
+            cached = tokens
+            if len(self._tokenized) < 50_000:
+                self._tokenized[key] = cached
+        return list(cached)
+
+    def _detokenize(self, tokens: list[int]) -> str:
+        data = self.client.post("/detokenize", {"tokens": tokens}, retry=True)
+        content = data.get("content") if isinstance(data, dict) else None
+        if not isinstance(content, str):
+            raise ServerError(f"the engine at {self.url} sent no text for /detokenize")
+        return content
+
+    def cache_file(self) -> Path:
+        import hashlib
+
+        from memcli.paths import cache_dir
+
+        key = hashlib.sha256(f"{self.url}\n{self.model}".encode()).hexdigest()[:20]
+        return cache_dir() / "vocab" / f"{key}.json"
+
+    def pieces(self) -> list[bytes]:
+        if self._pieces is None:
+            self._pieces = self._cached_pieces() or self._read_pieces()
+        return self._pieces
+
+    def _cached_pieces(self) -> list[bytes] | None:
+        path = self.cache_file()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if (data.get("url"), data.get("model"), data.get("n_vocab")) != (
+                    self.url, self.model, self.n_vocab):
+                return None
+            pieces = [bytes.fromhex(h) for h in data["pieces"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return pieces if len(pieces) == self.n_vocab else None
+
+    def _read_pieces(self) -> list[bytes]:
+        separator = self.tokenize(VOCAB_SEPARATOR)
+        out: list[bytes] = []
+        for start in range(0, self.n_vocab, VOCAB_BATCH):
+            ids = list(range(start, min(self.n_vocab, start + VOCAB_BATCH)))
+            batch: list[int] = []
+            for token in ids:
+                batch += [token, *separator]
+            parts = self._detokenize(batch).split(VOCAB_SEPARATOR)
+            if len(parts) != len(ids) + 1:  # a token spells the separator: one at a time
+                parts = [self._detokenize([t]) for t in ids] + [""]
+            out += [b"" if "\ufffd" in part else part.encode() for part in parts[:-1]]
+        path = self.cache_file()
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"url": self.url, "model": self.model,
+                                             "n_vocab": self.n_vocab,
+                                             "pieces": [p.hex() for p in out]}),
+                                 encoding="utf-8")
+            temporary.replace(path)
+        return out
+
+    def token_text(self, token: int) -> str:
+        return self._detokenize([token])
+
+    def close(self) -> None:
+        pass  # the engine closes the connection
+
+    def decoder(self) -> ConstrainedDecoder:
+        from llguidance import LLTokenizer, TokenizerWrapper
+
+        from memcli.runtime.constraints import ConstrainedDecoder
+
+        vocab = self
+
+        class _Tokens:
+            eos_token_id = self.eos_token if self.eos_token >= 0 else 0
+            bos_token_id = self.bos_token if self.bos_token >= 0 else None
+            tokens = self.pieces()
+            special_token_ids: list[int] = []
+
+            def __call__(self, text: bytes) -> list[int]:
+                return vocab.tokenize(text.decode("utf-8", "replace"))
+
+        tokenizer = LLTokenizer(TokenizerWrapper(_Tokens()), n_vocab=self.n_vocab)
+        return ConstrainedDecoder(tokenizer, self.n_vocab)
+
+
+def server_vocab(client: Http, info: ServerInfo, listing: dict) -> ServerVocab | None:
+    """A `ServerVocab` for a llama-server that says its vocabulary's size (`/v1/models`
+    `meta.n_vocab`) and answers `/tokenize`; else None."""
+    if info.kind != "llama-server":
+        return None
+    meta = next((m.get("meta") for m in listing.get("data") or []
+                 if isinstance(m, dict) and m.get("id") == info.model), None)
+    n_vocab = meta.get("n_vocab") if isinstance(meta, dict) else None
+    if not isinstance(n_vocab, int) or n_vocab <= 0:
+        return None
+    try:
+        return ServerVocab(client, info.url, info.model, n_vocab, info.props)
+    except ServerError:
+        return None
+
+
 # -- the server ----------------------------------------------------------------------------
 
 
@@ -530,7 +670,9 @@ def connect(
             "GGUF file, a Jinja file or `chatml` (or `memcli models use --engine URL "
             "--template ...`)"
         )
-    vocab = LocalVocab(local) if local is not None else None
+    vocab: LocalVocab | ServerVocab | None = LocalVocab(local) if local is not None else None
+    if vocab is None:
+        vocab = server_vocab(client, info, listing)
     if vocab is not None and not chat.source.endswith("/props"):
         chat = ChatTemplate(chat.template, chat.source, _special(vocab, "bos"),
                             _special(vocab, "eos"))
@@ -582,7 +724,7 @@ def _answer_slot(info: ServerInfo) -> int | None:
     return int(wanted)
 
 
-def _special(vocab: LocalVocab, which: str) -> str:
+def _special(vocab: LocalVocab | ServerVocab, which: str) -> str:
     token = vocab.bos_token if which == "bos" else vocab.eos_token
     return vocab.token_text(token) if token >= 0 else ""
 
@@ -615,7 +757,7 @@ class RemoteEngine(MemoryLogic):
         store: TripleStore | None,
         server: ServerInfo,
         template: ChatTemplate,
-        vocab: LocalVocab | None,
+        vocab: LocalVocab | ServerVocab | None,
         mode: str,
         *,
         config: EngineConfig | None = None,
@@ -651,7 +793,7 @@ class RemoteEngine(MemoryLogic):
             constraint=self.mode or "none",
             logprobs=False,
             prefix_cache=True,
-            tokenizer="local" if self.vocab is not None else "server",
+            tokenizer="local" if isinstance(self.vocab, LocalVocab) else "server",
             chat_template=self.template.source,
             notes=self.notes,
         )
@@ -672,7 +814,8 @@ class RemoteEngine(MemoryLogic):
             "model": self.server.model,
             "memory calls": mode,
             "chat template": self.template.source,
-            "tokenizer": str(self.vocab.path) if self.vocab is not None else "the server's",
+            "tokenizer": (str(self.vocab.path) if self.vocab is not None
+                          else "the server's (none here: no client-side masks)"),
         }
         if self.server.kind == "llama-server":
             slots = f" of {self.server.slots}" if self.server.slots else ""
@@ -1037,7 +1180,8 @@ class RemoteEngine(MemoryLogic):
                 piece = _choice(data).get("text") or ""
                 if not piece:
                     raise ModelError("the server's token is not a whole character")
-                tokens = self.vocab.tokenize(piece)
+                same = [t for t in self._piece_index().get(piece.encode(), ()) if allowed[t]]
+                tokens = same[:1] or self.vocab.tokenize(piece)
             for token in tokens:
                 decoder.advance(cmd, token)
                 progress.token()
