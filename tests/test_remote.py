@@ -584,3 +584,28 @@ def test_without_the_gguf_here_masks_use_the_servers_tokenizer_and_cache_its_voc
             else:  # ... and then found in the cache
                 assert not detokenized
             assert any(r.path == "/tokenize" for r in sent)
+
+
+# -- the MCP server's memory_ingest on a server ------------------------------------------
+
+
+def test_mcp_memory_ingest_writes_through_a_remote_engine(tmp_path):
+    import asyncio
+
+    from memcli.mcp.server import MemoryServer, ModelOptions
+
+    db = tmp_path / "mcp.db"
+    with FakeServer("vllm", model_script) as server:
+        mcp = MemoryServer(db, model=ModelOptions(engine=server.url))
+        try:
+            result = asyncio.run(mcp.ingest("Lake Geneva lies in Switzerland.",
+                                            source="test", actor="mcp client"))
+        finally:
+            mcp.close()
+    assert result["sentences"] == 1 and result["problems"] == []
+    assert [(f["subject"], f["relation"], f["object"]) for f in result["stored"]] == [
+        ("Lake Geneva", "country", "Switzerland")]
+    writes = [b for b in server.completions() if b["prompt"].endswith("({MEM_WRITE-->")]
+    assert len(writes) == 1 and "structured_outputs" in writes[0]
+    with TripleStore(db) as s:
+        assert [t.object for t in s.find(subject="Lake Geneva")] == ["Switzerland"]
