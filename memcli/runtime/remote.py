@@ -403,7 +403,11 @@ class ServerVocab:
     such tokens can spell cannot be read or written through this vocabulary."""
 
     def __init__(self, client: Http, url: str, model: str, n_vocab: int, props: dict):
-        self.client = client
+        import threading
+
+        # Its own connection, locked: the answering and the writing engine share it.
+        self.client = Http(client.base, client.timeout, client.api_key)
+        self._lock = threading.Lock()
         self.url = url
         self.model = model
         self.n_vocab = n_vocab
@@ -423,8 +427,9 @@ class ServerVocab:
         key = (text, special)
         cached = self._tokenized.get(key)
         if cached is None:
-            data = self.client.post("/tokenize", {"content": text, "add_special": False,
-                                                  "parse_special": special}, retry=True)
+            with self._lock:
+                data = self.client.post("/tokenize", {"content": text, "add_special": False,
+                                                      "parse_special": special}, retry=True)
             tokens = data.get("tokens") if isinstance(data, dict) else None
             if not isinstance(tokens, list) or not all(
                     isinstance(t, int) and 0 <= t < self.n_vocab for t in tokens):
@@ -435,7 +440,8 @@ class ServerVocab:
         return list(cached)
 
     def _detokenize(self, tokens: list[int]) -> str:
-        data = self.client.post("/detokenize", {"tokens": tokens}, retry=True)
+        with self._lock:
+            data = self.client.post("/detokenize", {"tokens": tokens}, retry=True)
         content = data.get("content") if isinstance(data, dict) else None
         if not isinstance(content, str):
             raise ServerError(f"the engine at {self.url} sent no text for /detokenize")
@@ -493,7 +499,7 @@ class ServerVocab:
         return self._detokenize([token])
 
     def close(self) -> None:
-        pass  # the engine closes the connection
+        self.client.close()
 
     def decoder(self) -> ConstrainedDecoder:
         from llguidance import LLTokenizer, TokenizerWrapper
@@ -525,10 +531,15 @@ def server_vocab(client: Http, info: ServerInfo, listing: dict) -> ServerVocab |
     n_vocab = meta.get("n_vocab") if isinstance(meta, dict) else None
     if not isinstance(n_vocab, int) or n_vocab <= 0:
         return None
+    vocab: ServerVocab | None = None
     try:
-        return ServerVocab(client, info.url, info.model, n_vocab, info.props)
+        vocab = ServerVocab(client, info.url, info.model, n_vocab, info.props)
+        vocab.tokenize("a")  # answers /tokenize
     except ServerError:
+        if vocab is not None:
+            vocab.close()
         return None
+    return vocab
 
 
 # -- the server ----------------------------------------------------------------------------
