@@ -25,11 +25,16 @@ Memory calls keep their guarantees with, per server (found at connect time):
   structured-outputs backend, SGLang with `--grammar-backend llguidance`, llama-server
   built with llguidance, which wants the `%llguidance {}` line);
 - "logit_bias": memcli's own llguidance masks, sent one token at a time as logit biases
-  (needs the model's vocabulary here: its GGUF file);
+  (needs the model's vocabulary: its GGUF file here, else a llama-server's `/tokenize`
+  and `/detokenize`, `ServerVocab`);
 - "logprobs": for servers that give log-probabilities but ignore `logit_bias`: one token
   at a time with the top 20 log-probabilities, of which memcli takes the most probable
   token its mask allows (none allowed: the longest allowed token that begins one of
   them, else the mask's first allowed token).
+
+On a llama-server every request names its slot (`id_slot`, with `cache_prompt`): a
+chat's answers keep slot 0 and its writes the next one when there are two or more, so
+each keeps its prompt cached (`for_writing`).
 
 Grammars are built from the candidates a call can need (the memory's entities named in
 the conversation; the spans of the sentence) and validated locally before they are sent
