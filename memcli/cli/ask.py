@@ -17,7 +17,7 @@ from memcli.cli.common import (
     NoAdapterOption,
     ThreadsOption,
 )
-from memcli.cli.output import counted, json_line, note, safe
+from memcli.cli.output import ProgressBar, counted, json_line, note, safe
 from memcli.errors import MemcliError, UsageError
 from memcli.store.safety import printable
 
@@ -117,7 +117,7 @@ def ingest(
             store, engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
             threads=threads, notify=note,
         )
-        progress = _Progress(len(sentences))
+        progress = ProgressBar("ingesting", len(sentences), unit="sentences")
         context: list[str] = []
         try:
             for sentence, line in sentences:
@@ -168,42 +168,3 @@ def _print_write(event: WriteDone, line: int, as_json: bool) -> None:
         return
     for t in event.triples:
         sys.stdout.write(safe(f"{line}: {t.subject} >> {t.relation} >> {t.object}") + "\n")
-
-
-class _Progress:
-    """Sentences per second on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int):
-        self.bar = None
-        if sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            from memcli.cli.output import err
-
-            self.bar = Progress(
-                TextColumn("ingesting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            self.task = self.bar.add_task("ingest", total=total, rate="")
-            self.started = time.perf_counter()
-            self.bar.start()
-
-    def update(self, done: int) -> None:
-        if self.bar is not None:
-            rate = done / max(time.perf_counter() - self.started, 1e-9)
-            self.bar.update(self.task, completed=done, rate=f"{rate:.1f} sentences/s")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

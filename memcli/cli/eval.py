@@ -7,7 +7,6 @@ report. The work is in `memcli.evaluation`.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,45 +103,11 @@ def _settings(data: Path | None, docs: str | None, engine: Engine, options: dict
     }
 
 
-class _Bar:
-    """A progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, label: str, total: int):
-        self.bar: Any = None
-        if sys.stderr.isatty() and total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            from memcli.cli.output import err
-
-            self.bar = Progress(
-                TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TimeRemainingColumn(), console=err, transient=True,
-            )
-            self.task = self.bar.add_task(label, total=total)
-            self.bar.start()
-
-    def update(self, done: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _run(label: str, total: int, work: Callable[[Callable[[int], None]], Any]) -> Any:
-    bar = _Bar(label, total)
-    try:
+    from memcli.cli.output import ProgressBar
+
+    with ProgressBar(label, total) as bar:
         return work(bar.update)
-    finally:
-        bar.close()
 
 
 def _print(title: str, report: Any, settings: dict, as_json: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from memcli.cli.common import DbOption, JsonOption, YesOption, confirm, interactive
-from memcli.cli.output import counted, err, json_line, note, out, print_table
+from memcli.cli.output import ProgressBar, counted, err, json_line, note, out, print_table
 from memcli.errors import MemcliError, UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
 
@@ -436,7 +435,7 @@ def import_(
     """
     from memcli.store.csvio import import_triples
 
-    with _every_error(), open_store(db) as store, _progress("checking rows") as progress:
+    with _every_error(), open_store(db) as store, ProgressBar("checking rows") as bar:
         report = import_triples(
             store,
             file,
@@ -444,7 +443,7 @@ def import_(
             skip_errors=skip_errors,
             rejects_path=rejects,
             new_relation=new_relation,
-            progress=progress,
+            progress=bar.update if bar.shown else None,
             supersede=supersede,
         )
     if as_json:
@@ -464,28 +463,6 @@ def import_(
     )
     if dry_run and report.error_count:
         raise typer.Exit(1)
-
-
-class _progress:
-    """A Rich progress bar on stderr when stderr is a terminal; otherwise nothing."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.bar = None
-
-    def __enter__(self):
-        if not sys.stderr.isatty():
-            return None
-        from rich.progress import Progress
-
-        self.bar = Progress(console=err, transient=True)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=None)
-        return lambda done, total: self.bar.update(task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @app.command()
