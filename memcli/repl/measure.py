@@ -24,7 +24,11 @@ from rich.console import Console
 if TYPE_CHECKING:
     from memcli.runtime.engine import MemoryEngine
 
-WARM_UP_MESSAGE = "Hello, nice to meet you."
+# A turn that goes through the answering engine with memory, as the measured one does. (A
+# greeting would go to the chat engine; in `memcli chat` that is a context of its own, so
+# it leaves the answering cache as it is, but here one engine does both jobs, and the
+# greeting's other system prompt would evict the one the measured turn reuses.)
+WARM_UP_MESSAGE = "What is the record label of Rihanna?"
 
 
 class _FirstCharacter(Exception):

@@ -417,8 +417,10 @@ class MemoryEngine(MemoryLogic):
         """Write a read chosen outside the model (`plan_read`) into the text and run it."""
         turn.call_start, turn.call_prefix = self.backend.n_past, ""
         call = protocol.format_read_call(queries)
-        self.backend.eval(self.backend.tokenize(call))
+        # Shown before it is evaluated: the text is known, so the person sees it at
+        # once (Enter to first character) while the model reads it.
         yield from self._feed(turn, call)
+        self.backend.eval(self.backend.tokenize(call))
         done, _suppress = self._finish_read(turn)
         yield from done
 
