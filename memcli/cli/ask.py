@@ -20,6 +20,7 @@ from memcli.cli.common import (
 from memcli.cli.output import ProgressBar, counted, json_line, note, safe
 from memcli.errors import MemcliError, UsageError
 from memcli.store.safety import printable
+from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
     from memcli.runtime.events import WriteDone
@@ -69,7 +70,7 @@ def ask(
         for fact in facts:
             sys.stdout.write(
                 safe(
-                    f"  {fact.id}: {fact.subject} >> {fact.relation} >> {fact.object}"
+                    f"  {fact.id}: {fact_text(fact.subject, fact.relation, fact.object)}"
                     f"  ({fact.source}, {fact.created_at[:10]})"
                 )
                 + "\n"
@@ -167,4 +168,4 @@ def _print_write(event: WriteDone, line: int, as_json: bool) -> None:
         )
         return
     for t in event.triples:
-        sys.stdout.write(safe(f"{line}: {t.subject} >> {t.relation} >> {t.object}") + "\n")
+        sys.stdout.write(safe(f"{line}: {fact_text(t.subject, t.relation, t.object)}") + "\n")

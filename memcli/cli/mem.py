@@ -15,6 +15,7 @@ from memcli.cli.common import DbOption, JsonOption, YesOption, confirm, interact
 from memcli.cli.output import ProgressBar, counted, err, json_line, note, out, print_table
 from memcli.errors import MemcliError, UsageError
 from memcli.store.core import Batch, Change, Triple, TripleStore
+from memcli.syntax import fact_text
 
 app = typer.Typer(
     help="Inspect and edit memory: add, edit and remove facts, import, export, undo.",
@@ -31,7 +32,7 @@ def open_store(db: Path | None) -> TripleStore:
 
 
 def triple_line(t: Triple) -> str:
-    return f"{t.subject} >> {t.relation} >> {t.object}"
+    return fact_text(t.subject, t.relation, t.object)
 
 
 def print_triples(triples: list[Triple], as_json: bool) -> None:

@@ -35,6 +35,7 @@ from memcli.runtime.events import (
     Text as TextEvent,
 )
 from memcli.store.safety import printable
+from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
     from memcli.repl.conversation import Proposal, TurnRecord
@@ -190,7 +191,7 @@ class TurnView:
             self._read_done(event)
         elif isinstance(event, WriteDone):
             if self.hide_calls and event.triples:
-                lines = "; ".join(f"{t.subject} >> {t.relation} >> {t.object}"
+                lines = "; ".join(fact_text(t.subject, t.relation, t.object)
                                   for t in event.triples)
                 self._marker(f"[write: {lines}]")
         elif isinstance(event, CallFailed):
@@ -271,7 +272,7 @@ class TurnView:
         self.stream.finish()
         for t in triples:
             line = Text(f"#{t.id} ", NOTE_STYLE)
-            line.append(printable(f"{t.subject} >> {t.relation} >> {t.object}"))
+            line.append(printable(fact_text(t.subject, t.relation, t.object)))
             self.console.print(line, highlight=False, overflow="fold")
             if with_source:
                 added = t.created_at[:16].replace("T", " ")
