@@ -99,6 +99,9 @@ def test_client_side_masks_on_the_real_server(server, store, monkeypatch):
     monkeypatch.setenv("MEMCLI_ENGINE_CONSTRAINT", "logit_bias")
     engine = open_engine(store, engine=server.url, config=EngineConfig(max_tokens=24))
     assert engine.capabilities().constraint == "logit_bias"
+    # The probes: it honours logit_bias; started with --logits_all false, it gives no
+    # log-probabilities (so "logprobs" would never be picked for it).
+    assert engine.probe_logit_bias() and not engine.probe_logprobs()
     events = list(engine.answer([{"role": "user",
                                   "content": "Which country is Lake Geneva in?"}]))
     engine.close()
