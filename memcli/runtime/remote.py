@@ -659,6 +659,11 @@ def connect(
     info = ServerInfo(spec.url, kind, model, ids, props, version)
     if kind == "llama-server":
         info.slots = _slot_count(client, props)
+    try:
+        slot = _answer_slot(info)
+    except UsageError:
+        client.close()
+        raise
 
     # The model's file, when it is on this machine: its template and its vocabulary.
     local: Path | None = None
@@ -705,8 +710,7 @@ def connect(
     config = config or EngineConfig()
     if local is not None and "memllm" in local.name:
         config.few_shot = False  # memcli's model with the memory adapter folded in
-    engine = RemoteEngine(client, store, info, chat, vocab, mode, config=config,
-                          slot=_answer_slot(info))
+    engine = RemoteEngine(client, store, info, chat, vocab, mode, config=config, slot=slot)
     if mode in ("gbnf", "llguidance") and not wanted and not engine.probe_grammar():
         notes.append(f"the server ignored a {mode} grammar")
         engine.mode = "logit_bias" if vocab is not None else ""
