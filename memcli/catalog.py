@@ -609,8 +609,8 @@ def _reachable(entry: ModelEntry, timeout: float = 3.0) -> None:
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         raise ModelError(
-            f"cannot download {entry.repo}/{entry.file}: cannot reach {endpoint} ({why}); "
-            f"{LOCAL_HINT}"
+            f"cannot download {entry.repo}/{entry.file} (revision {entry.revision}): "
+            f"cannot reach {endpoint} ({why}); {LOCAL_HINT}"
         ) from None
 
 

@@ -37,7 +37,8 @@ def test_pull_with_the_hub_unreachable_is_one_line_without_retries(monkeypatch):
     assert result.stderr.count("\n") == 1 and "Retrying" not in result.stderr
     assert result.stderr.startswith(
         "memcli: error: cannot download bartowski/Qwen2.5-0.5B-Instruct-GGUF/"
-        f"Qwen2.5-0.5B-Instruct-Q4_K_M.gguf: cannot reach {endpoint} ("
+        "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf (revision b26a58accf53b1a19fbc555d52fdb224bec473f5): "
+        f"cannot reach {endpoint} ("
     )
     assert not list(paths.models_dir().rglob("*"))  # nothing staged
 
