@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +24,8 @@ from memcli.store.safety import printable
 from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
-    from memcli.runtime.events import WriteDone
+    from memcli.runtime.events import Event, WriteDone
+    from memcli.store.core import TripleStore
 
 
 def ask(
@@ -54,7 +56,12 @@ def ask(
         done: Done | None = None
         try:
             history = [{"role": "user", "content": question}]
-            for event in engine.answer(history, memory=not no_memory):
+            events = (
+                engine.answer(history, memory=False)
+                if no_memory
+                else _answer_from_memory(engine, store, question, history)
+            )
+            for event in events:
                 if as_json:
                     json_line(event_json(event))
                 if isinstance(event, Done):
@@ -169,3 +176,27 @@ def _print_write(event: WriteDone, line: int, as_json: bool) -> None:
         return
     for t in event.triples:
         sys.stdout.write(safe(f"{line}: {fact_text(t.subject, t.relation, t.object)}") + "\n")
+
+
+def _answer_from_memory(
+    engine: Any, store: TripleStore, question: str, history: list[dict[str, str]]
+) -> Iterator[Event]:
+    """As in `memcli chat`: the fact the question is about is chosen by meaning among the
+    facts of the entities it names and read first; a question about an entity with no
+    such fact gets "nothing in memory" without generating; others go to the model."""
+    from memcli import protocol
+    from memcli.repl.conversation import NOTHING_IN_MEMORY
+    from memcli.runtime import reading
+    from memcli.runtime.events import Done, Text
+
+    entities = reading.mentioned_entities(store, question)
+    choices = reading.choose_facts(store, question, entities, limit=1) if entities else []
+    if choices:
+        plan_read = getattr(engine, "plan_read", None)
+        if plan_read is not None:
+            plan_read([c.query for c in choices][: protocol.MAX_READ_QUERIES])
+    elif entities:
+        yield Text(NOTHING_IN_MEMORY)
+        yield Done(NOTHING_IN_MEMORY, NOTHING_IN_MEMORY)
+        return
+    yield from engine.answer(history, memory=True)
