@@ -165,6 +165,7 @@ def test_client_side_masks_ask_one_token_at_a_time_and_check_the_answer(store, m
     bundled = catalog.bundled_model_path()
     vocab = LocalVocab(bundled)
     pieces = vocab.pieces()
+    vocab.close()
     target = "Lake Geneva>>country>>)-->"
 
     def script(body):
