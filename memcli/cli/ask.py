@@ -181,22 +181,14 @@ def _print_write(event: WriteDone, line: int, as_json: bool) -> None:
 def _answer_from_memory(
     engine: Any, store: TripleStore, question: str, history: list[dict[str, str]]
 ) -> Iterator[Event]:
-    """As in `memcli chat`: the fact the question is about is chosen by meaning among the
-    facts of the entities it names and read first; a question about an entity with no
-    such fact gets "nothing in memory" without generating; others go to the model."""
-    from memcli import protocol
-    from memcli.repl.conversation import NOTHING_IN_MEMORY
+    """As in `memcli chat` (`reading.plan_answer`): the fact the question is about is
+    read first; a question about something memory has no such fact of is answered
+    "nothing in memory" without generating; others go to the model."""
     from memcli.runtime import reading
     from memcli.runtime.events import Done, Text
 
-    entities = reading.mentioned_entities(store, question)
-    choices = reading.choose_facts(store, question, entities, limit=1) if entities else []
-    if choices:
-        plan_read = getattr(engine, "plan_read", None)
-        if plan_read is not None:
-            plan_read([c.query for c in choices][: protocol.MAX_READ_QUERIES])
-    elif entities:
-        yield Text(NOTHING_IN_MEMORY)
-        yield Done(NOTHING_IN_MEMORY, NOTHING_IN_MEMORY)
+    if reading.plan_answer(store, question, lambda: engine) == "absent":
+        yield Text(reading.NOTHING_IN_MEMORY)
+        yield Done(reading.NOTHING_IN_MEMORY, reading.NOTHING_IN_MEMORY)
         return
     yield from engine.answer(history, memory=True)

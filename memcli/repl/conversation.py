@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from memcli import protocol
 from memcli.errors import MemcliError, UndoError
 from memcli.runtime import writing
 from memcli.runtime.engine import MemoryLogic
@@ -255,16 +254,11 @@ class Conversation:
                 yield event
             return
         for question in plan.questions:
-            entities = reading.mentioned_entities(self.store, question.resolved)
-            choices = reading.choose_facts(self.store, question.resolved, entities, limit=1)
-            if choices:
-                engine = self.engines.answering()
-                plan_read = getattr(engine, "plan_read", None)
-                if plan_read is not None:
-                    plan_read([c.query for c in choices][: protocol.MAX_READ_QUERIES])
-                yield from engine.answer(history, memory=True)
+            how = reading.plan_answer(self.store, question.resolved, self.engines.answering)
+            if how == "read":
+                yield from self.engines.answering().answer(history, memory=True)
                 return
-            if entities or writing.names_in(question.resolved):
+            if how == "absent":
                 yield Text(NOTHING_IN_MEMORY)
                 yield Done(NOTHING_IN_MEMORY, NOTHING_IN_MEMORY)
                 return
@@ -409,8 +403,6 @@ class Conversation:
 
     def _with_replaced(self, proposal: Proposal) -> Proposal:
         """The proposal, saying which current object it would supersede, if any."""
-        from dataclasses import replace
-
         try:
             if self.store.cardinality(proposal.relation) != "single":
                 return proposal
@@ -421,7 +413,7 @@ class Conversation:
             for t in self.store.current_objects(proposal.subject, proposal.relation)
             if names.key(t.object) != names.key(proposal.object)
         ]
-        return replace(proposal, replaces=", ".join(held)) if held else proposal
+        return dataclasses.replace(proposal, replaces=", ".join(held)) if held else proposal
 
     def _roll_back(self, record: TurnRecord, mark: int) -> None:
         """Undo every batch this turn stored after `mark` (the store's revision at its
@@ -475,7 +467,7 @@ def base_engine_factory(engines: Any, store: TripleStore) -> Callable[[], Engine
     return make
 
 
-NOTHING_IN_MEMORY = "I have nothing about that in memory."
+NOTHING_IN_MEMORY = "I have nothing about that in memory."  # = reading.NOTHING_IN_MEMORY
 NOT_FROM_MEMORY = "(not from memory)"
 
 

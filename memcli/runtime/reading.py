@@ -16,7 +16,7 @@ memory has nothing about that. The read is then put in the text in MemLLM's own 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
@@ -88,6 +88,28 @@ def _question_text(question: str, entity: str) -> str:
     if at < 0:
         return question
     return question[:at] + "someone" + question[at + len(entity):]
+
+
+NOTHING_IN_MEMORY = "I have nothing about that in memory."
+
+
+def plan_answer(store: TripleStore, question: str, answering: Callable[[], object]) -> str:
+    """Decide how a question is answered from memory, as `memcli chat` and `memcli ask`
+    both do: "read" (the fact it asks for, chosen by meaning, is planned as the first
+    read of the engine `answering()` gives), "absent" (it names someone or something,
+    but memory has no such fact: answer NOTHING_IN_MEMORY without generating, or even
+    waiting for the model) or "open" (it names nothing in memory)."""
+    from memcli import protocol
+    from memcli.runtime.writing import names_in
+
+    entities = mentioned_entities(store, question)
+    choices = choose_facts(store, question, entities, limit=1) if entities else []
+    if choices:
+        plan_read = getattr(answering(), "plan_read", None)
+        if plan_read is not None:
+            plan_read([c.query for c in choices][: protocol.MAX_READ_QUERIES])
+        return "read"
+    return "absent" if entities or names_in(question) else "open"
 
 
 def choose_facts(

@@ -329,10 +329,7 @@ class TripleStore:
         already were). Facts already stored are left as they are: switching a relation to
         single-valued supersedes nothing until the next addition."""
         wanted = "single" if single else "multi"
-        ids = []
-        for name in relations:
-            rid = self.relation_id(name)
-            ids.append(rid)
+        ids = [self.relation_id(name) for name in relations]
         label = ", ".join(relations[:3]) + (" …" if len(relations) > 3 else "")
         with self.batch("relation", f"make {label} {wanted}-valued") as batch_id:
             changed = 0

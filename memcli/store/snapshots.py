@@ -34,12 +34,6 @@ _ROWS = """SELECT t.id, s.name, r.name, o.name, t.source, t.created_at, t.update
            JOIN relations r ON r.id = t.relation_id
            JOIN entities o ON o.id = t.object_id
            ORDER BY t.id"""
-_ROWS_V1 = """SELECT t.id, s.name, r.name, o.name, t.source, t.created_at, t.updated_at
-              FROM triples t
-              JOIN entities s ON s.id = t.subject_id
-              JOIN relations r ON r.id = t.relation_id
-              JOIN entities o ON o.id = t.object_id
-              ORDER BY t.id"""
 _CSV_ROWS = """SELECT s.name, r.name, o.name, t.source, t.id, t.superseded_at,
                       t.superseded_by
                FROM triples t
