@@ -5,7 +5,8 @@ nothing else of memcli but `errors` and `paths`: this module imports nothing at 
 - the command delimiters (`({`, `})`, `-->`, `>>`, `;`) and the two endings that would run
   into one (`>`, `--`), with `delimiter_problem`;
 - `key`, how names are matched (NFC, case-folded, runs of whitespace as one space);
-- `fact_text`, how a fact is shown to people: `subject >> relation >> object`.
+- `fact_text`, how a fact is shown to people: `subject >> relation >> object`, and
+  `update_text`, how a change of value is: `subject >> relation: old → new`.
 """
 
 from __future__ import annotations
@@ -42,3 +43,8 @@ def key(name: str) -> str:
 def fact_text(subject: str, relation: str, obj: str) -> str:
     """A fact as people read it everywhere memcli shows one."""
     return f"{subject} {SEP} {relation} {SEP} {obj}"
+
+
+def update_text(subject: str, relation: str, old: str, new: str) -> str:
+    """A fact whose value changed, as people read it: `subject >> relation: old → new`."""
+    return f"{subject} {SEP} {relation}: {old} → {new}"

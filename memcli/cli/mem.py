@@ -14,8 +14,8 @@ from rich.table import Table
 from memcli.cli.common import DbOption, JsonOption, YesOption, confirm, interactive
 from memcli.cli.output import ProgressBar, counted, err, json_line, note, out, print_table
 from memcli.errors import MemcliError, UsageError
-from memcli.store.core import Batch, Change, Triple, TripleStore
-from memcli.syntax import fact_text
+from memcli.store.core import Batch, Change, Fact, TripleStore
+from memcli.syntax import fact_text, update_text
 
 app = typer.Typer(
     help="Inspect and edit memory: add, edit and remove facts, import, export, undo.",
@@ -31,11 +31,11 @@ def open_store(db: Path | None) -> TripleStore:
     return TripleStore(db)
 
 
-def triple_line(t: Triple) -> str:
+def triple_line(t: Fact) -> str:
     return fact_text(t.subject, t.relation, t.object)
 
 
-def print_triples(triples: list[Triple], as_json: bool) -> None:
+def print_triples(triples: list[Fact], as_json: bool) -> None:
     if as_json:
         for t in triples:
             json_line(t.as_dict())
@@ -61,15 +61,15 @@ def _short(values: list[str]) -> bool:
 
 
 def _change_text(change: Change) -> str:
-    before = " >> ".join(change.before) if change.before else ""
-    after = " >> ".join(change.after) if change.after else ""
+    before = fact_text(*change.before) if change.before else ""
+    after = fact_text(*change.after) if change.after else ""
     if change.op == "add":
         return f"added {after}"
     if change.op == "remove":
         return f"removed {before}"
     if change.op == "supersede" and change.before and change.after:
         subject, relation, old = change.before
-        return f"superseded {subject} >> {relation}: {old} → {change.after[2]}"
+        return f"superseded {update_text(subject, relation, old, change.after[2])}"
     if change.op == "cardinality" and change.before and change.after:
         return f"{change.before[1]}: {change.before[2]}-valued → {change.after[2]}-valued"
     if change.op == "unadd":
@@ -83,7 +83,7 @@ def _change_text(change: Change) -> str:
     return f"{before}  →  {after}"
 
 
-def chain_text(chain: list[Triple]) -> str:
+def chain_text(chain: list[Fact]) -> str:
     """`Oslo (until 2026-12-01, batch 7) → Bergen`: a fact's succession of objects."""
     parts = []
     for t in chain:
@@ -95,9 +95,10 @@ def chain_text(chain: list[Triple]) -> str:
     return " → ".join(parts)
 
 
-def _superseded_note(superseded: tuple[Triple, ...], new: Triple) -> None:
+def _superseded_note(superseded: tuple[Fact, ...], new: Fact) -> None:
     for old in superseded:
-        note(f"superseded {old.id}: {old.subject} >> {old.relation}: {old.object} → {new.object}")
+        change = update_text(old.subject, old.relation, old.object, new.object)
+        note(f"superseded {old.id}: {change}")
 
 
 @app.command()
@@ -264,7 +265,7 @@ def list_(
     print_triples(triples, as_json)
 
 
-def _print_history(store: TripleStore, triples: list[Triple]) -> None:
+def _print_history(store: TripleStore, triples: list[Fact]) -> None:
     """Current and superseded facts: `no → 2` names the fact that replaced one (its date
     and batch are in `memcli mem show ID`). Sources are left out to fit 80 columns."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)

@@ -122,7 +122,7 @@ class Entity:
 
 
 @dataclass(frozen=True)
-class Fact:
+class LabelledFact:
     """A labelled triple: head and tail are entity indexes."""
 
     head: int
@@ -138,7 +138,7 @@ class Document:
     title: str
     sentences: tuple[str, ...]
     entities: tuple[Entity, ...]
-    facts: tuple[Fact, ...]
+    facts: tuple[LabelledFact, ...]
     offsets: tuple[int, ...] = field(default=())  # start of each sentence in `text`
 
     @property
@@ -154,7 +154,7 @@ class Document:
         """Character offset of `mention` in `text`."""
         return self.offsets[mention.sent] + mention.start
 
-    def write_gold(self, sent: int) -> list[Fact]:
+    def write_gold(self, sent: int) -> list[LabelledFact]:
         """The facts a write after sentence `sent` should name: those whose evidence
         includes it and whose two entities are both mentioned in it."""
         return [
@@ -164,7 +164,7 @@ class Document:
             and sent in self.entities[f.tail].sentences
         ]
 
-    def storable(self, fact: Fact) -> bool:
+    def storable(self, fact: LabelledFact) -> bool:
         """Both entities have a name memory can hold."""
         return self.entities[fact.head].name is not None and (
             self.entities[fact.tail].name is not None
@@ -358,5 +358,5 @@ def parse_document(
             c.index(s, f"{path}.evidence[{k}]", len(tokens), "sentence")
             for k, s in enumerate(evidence)
         )
-        facts.append(Fact(head, relations[rid], tail, rid, ev))
+        facts.append(LabelledFact(head, relations[rid], tail, rid, ev))
     return Document(index, title, sentences, tuple(entities), tuple(facts), tuple(offsets))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 
 from memcli.errors import MemcliError
-from memcli.evaluation.data import Document, Fact
+from memcli.evaluation.data import Document, LabelledFact
 from memcli.evaluation.metrics import PRF, max_matching, ratio
 from memcli.protocol import Triple
 from memcli.runtime.engine_api import Engine
@@ -111,7 +111,7 @@ class WriteReport:
                 "sentences": [s.as_dict() for s in self.sentences]}
 
 
-def matches(doc: Document, triple: Triple, fact: Fact) -> bool:
+def matches(doc: Document, triple: Triple, fact: LabelledFact) -> bool:
     return (
         names.key(triple.relation) == names.key(fact.relation)
         and names.key(triple.subject) in doc.entities[fact.head].keys
@@ -120,7 +120,7 @@ def matches(doc: Document, triple: Triple, fact: Fact) -> bool:
 
 
 def match_triples(
-    doc: Document, predicted: Sequence[Triple], gold: Sequence[Fact]
+    doc: Document, predicted: Sequence[Triple], gold: Sequence[LabelledFact]
 ) -> list[tuple[int, int]]:
     """(predicted index, gold index) pairs of a maximum one-to-one matching."""
     return max_matching(len(predicted), len(gold), lambda p, g: matches(doc, predicted[p], gold[g]))

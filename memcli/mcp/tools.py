@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from memcli.errors import UsageError
 from memcli.store import names
-from memcli.store.core import Change, Triple, TripleStore, check_name
+from memcli.store.core import Change, Fact, TripleStore, check_name
 from memcli.store.matching import ENTITY_THRESHOLD, RELATION_THRESHOLD, closest
+from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
     from memcli.runtime.engine_api import Engine
@@ -26,7 +27,7 @@ _WORD = re.compile(r"\w[\w'’.&-]*", re.UNICODE)
 _MAX_PHRASE_WORDS = 8
 
 
-def fact(t: Triple) -> dict[str, Any]:
+def fact(t: Fact) -> dict[str, Any]:
     """A fact as the tools return it: its fields plus the batch that added it."""
     return {**t.as_dict(), "batch_id": t.batch_id}
 
@@ -38,13 +39,13 @@ def _limit(limit: int) -> int:
 
 
 def _shown(triple: tuple[str, str, str]) -> str:
-    return " >> ".join(triple)
+    return fact_text(*triple)
 
 
 # -- reading ----------------------------------------------------------------------------
 
 
-def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[Triple, float]]:
+def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[Fact, float]]:
     """Facts for free text, best first, with a score (0-100).
 
     Names are matched as the model's reads match them (memcli.store.matching.closest):
@@ -93,9 +94,9 @@ def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[
         if near is not None:
             note(relation_scores, relation_by_key[near[0]], float(near[1]))
 
-    scored: dict[int, tuple[Triple, float]] = {}
+    scored: dict[int, tuple[Fact, float]] = {}
 
-    def offer(t: Triple, score: float) -> None:
+    def offer(t: Fact, score: float) -> None:
         if score > scored.get(t.id, (t, -1.0))[1]:
             scored[t.id] = (t, score)
 
@@ -370,7 +371,7 @@ def ingest(
     if not sentences:
         raise UsageError("no text to ingest")
     proposed = 0
-    stored: list[Triple] = []
+    stored: list[Fact] = []
     batch_ids: list[int] = []
     problems: list[str] = []
     context: list[str] = []

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from memcli.errors import MemcliError, UsageError
 from memcli.store import names
+from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
     from memcli.repl.session import ChatSession
@@ -175,7 +176,7 @@ def why(session: ChatSession, args: str) -> None:
 
 
 def _query_text(query: Any) -> str:
-    return f"{query.subject or '?'} >> {query.relation} >> {query.object or '?'}"
+    return fact_text(query.subject or "?", query.relation, query.object or "?")
 
 
 @command("writes", "What the last turn stored in memory.")

@@ -50,7 +50,8 @@ from memcli.runtime.events import (
 )
 from memcli.runtime.writing import TurnPlan
 from memcli.store import names
-from memcli.store.core import Triple, TripleStore, check_name
+from memcli.store.core import Fact, TripleStore, check_name
+from memcli.syntax import fact_text, update_text
 
 if TYPE_CHECKING:
     from memcli.repl.render import TurnView
@@ -80,12 +81,12 @@ class Proposal:
     update: bool = False  # its sentence says the old value stopped ("moved to", "now")
 
     def line(self) -> str:
-        return f"{self.subject} >> {self.relation} >> {self.object}"
+        return fact_text(self.subject, self.relation, self.object)
 
     def shown(self) -> str:
         """The line as the REPL shows it: an update names the value it replaces."""
         if self.replaces:
-            return f"{self.subject} >> {self.relation}: {self.replaces} → {self.object}"
+            return update_text(self.subject, self.relation, self.replaces, self.object)
         return self.line()
 
     def key(self) -> tuple[str, str, str]:
@@ -102,8 +103,8 @@ class TurnRecord:
     write_calls: list[str] = field(default_factory=list)
     proposals: list[Proposal] = field(default_factory=list)
     accepted: list[Proposal] = field(default_factory=list)
-    stored: list[Triple] = field(default_factory=list)
-    superseded: list[Triple] = field(default_factory=list)  # made history by `stored`
+    stored: list[Fact] = field(default_factory=list)
+    superseded: list[Fact] = field(default_factory=list)  # made history by `stored`
     skipped: list[str] = field(default_factory=list)  # why proposals or sentences were left
     extra_batches: list[int] = field(default_factory=list)  # supersessions of updates
     batch_id: int | None = None
@@ -114,8 +115,8 @@ class TurnRecord:
     started: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
 
     @property
-    def facts_read(self) -> list[Triple]:
-        found: dict[int, Triple] = {}
+    def facts_read(self) -> list[Fact]:
+        found: dict[int, Fact] = {}
         for read in self.reads:
             if read.kept:
                 for fact in read.facts:
@@ -325,7 +326,7 @@ class Conversation:
                         said = wrote.get((names.key(subject), names.key(obj))) or wrote.get(
                             (names.key(obj), names.key(subject)))
                         if said is None:
-                            view.note(f"from the wording: {subject} >> {relation} >> {obj}")
+                            view.note(f"from the wording: {fact_text(subject, relation, obj)}")
                         elif names.key(said) != names.key(relation):
                             view.note(f"relation by meaning: {said} → {relation}")
                         proposal = Proposal(subject, relation, obj, sentence.text,

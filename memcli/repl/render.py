@@ -35,11 +35,11 @@ from memcli.runtime.events import (
     Text as TextEvent,
 )
 from memcli.store.safety import printable
-from memcli.syntax import fact_text
+from memcli.syntax import fact_text, update_text
 
 if TYPE_CHECKING:
     from memcli.repl.conversation import Proposal, TurnRecord
-    from memcli.store.core import Triple
+    from memcli.store.core import Fact
 
 READ_STYLE = Style(color="cyan", italic=True)
 RESULT_STYLE = Style(color="green", bold=True)
@@ -254,7 +254,8 @@ class TurnView:
         for old in record.superseded:
             new = new_ids.get(old.superseded_by or 0)
             if new is not None:
-                self.note(f"updated {old.subject} >> {old.relation}: {old.object} → {new.object}")
+                change = update_text(old.subject, old.relation, old.object, new.object)
+                self.note(f"updated {change}")
         ids = ", ".join(f"#{t.id}" for t in record.stored)
         count = len(record.stored)
         self.note(f"stored {count} fact{'s' if count != 1 else ''} ({ids}); /undo reverts")
@@ -266,7 +267,7 @@ class TurnView:
             Text("stopped; nothing from this turn was kept", NOTE_STYLE), highlight=False
         )
 
-    def facts(self, triples: Iterable[Triple], *, with_source: bool = True) -> None:
+    def facts(self, triples: Iterable[Fact], *, with_source: bool = True) -> None:
         """One fact a line (`#id subject >> relation >> object`), its source and when it
         was added on a dim line below: reads well in 80 columns, and in a pipe."""
         self.stream.finish()

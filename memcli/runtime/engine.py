@@ -41,7 +41,7 @@ from memcli.runtime.events import (
     WriteDone,
 )
 from memcli.store import names
-from memcli.store.core import Triple, TripleStore
+from memcli.store.core import Fact, TripleStore
 
 if TYPE_CHECKING:
     from memcli.runtime.constraints import Command, ConstrainedDecoder
@@ -110,13 +110,13 @@ class MemoryLogic:
             found += [row[0] for row in rows]
         return sorted(found, key=lambda n: text.lower().find(n.lower()))
 
-    def run_read(self, queries: Sequence[ReadQuery]) -> tuple[list[str], list[Triple]]:
+    def run_read(self, queries: Sequence[ReadQuery]) -> tuple[list[str], list[Fact]]:
         """Run read queries: exact names first, then approximate ones; results
         deduplicated and capped at 30."""
         from memcli.store.matching import closest
 
         assert self.store is not None
-        facts: list[Triple] = []
+        facts: list[Fact] = []
         results: list[str] = []
         entity_names: list[str] | None = None
         relation_names = self.store.relation_names()
@@ -138,7 +138,7 @@ class MemoryLogic:
         deduped = protocol.dedupe_results(results)[: protocol.MAX_READ_RESULTS]
         return deduped, list({t.id: t for t in facts}.values())
 
-    def _lookup(self, query: ReadQuery, entity: str, relation: str) -> list[Triple]:
+    def _lookup(self, query: ReadQuery, entity: str, relation: str) -> list[Fact]:
         assert self.store is not None
         if query.subject is not None:
             return self.store.lookup(entity, relation, None)
@@ -189,7 +189,7 @@ class MemoryLogic:
         """The triples of a closed write call, deduplicated and filtered, stored as one
         batch unless `dry_run`."""
         unique = [t for t in dict.fromkeys(parsed) if _plausible(t)]
-        stored: list[Triple] = []
+        stored: list[Fact] = []
         batch_id = None
         if unique and not dry_run and self.store is not None:
             batch_id, stored = self.store.add_many(

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from memcli.protocol import ReadQuery
 from memcli.protocol import Triple as CallTriple
-from memcli.store.core import Triple
+from memcli.store.core import Fact
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ReadDone:
 
     queries: tuple[ReadQuery, ...]
     results: tuple[str, ...]
-    facts: tuple[Triple, ...]
+    facts: tuple[Fact, ...]
     kept: bool
     note: str = ""
 
@@ -47,7 +47,7 @@ class WriteDone:
     """A write call closed: the triples it named, and those stored (new to memory)."""
 
     triples: tuple[CallTriple, ...]
-    stored: tuple[Triple, ...] = ()
+    stored: tuple[Fact, ...] = ()
     batch_id: int | None = None
     dry_run: bool = False
     raw: str = ""  # the call as finally read (an unfinished last item is dropped)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from memcli.protocol import ReadQuery
 from memcli.runtime.embeddings import Embedder, relation_text, shared_embedder
 from memcli.store import names
-from memcli.store.core import Triple, TripleStore
+from memcli.store.core import Fact, TripleStore
 
 # Chosen on 60 train conversations of recipes/chat_data.py (never on the dev set), each
 # question asked of a memory holding exactly the facts told: margin 0.12 answered 120/120
@@ -35,7 +35,7 @@ MIN_SCORE = 0.2
 class Choice:
     """A fact chosen for a question, with how close its relation is to the question."""
 
-    fact: Triple
+    fact: Fact
     entity: str  # the entity the question names (the fact's subject or object)
     score: float
     best: float  # the closest any known relation came
@@ -155,7 +155,7 @@ def facts_by_meaning(
     *,
     limit: int = 10,
     embedder: Embedder | None = None,
-) -> list[tuple[Triple, float]]:
+) -> list[tuple[Fact, float]]:
     """Current facts matching `query` by meaning, best first, with their scores: the facts
     of the entities it names (exact names, else the closest spelling), ranked by how
     close their relation is to the rest of the query. For search front ends (MCP)."""
@@ -166,7 +166,7 @@ def facts_by_meaning(
     if not entities:
         near = closest(store.entity_names(), query, 80.0)
         entities = [near] if near else []
-    scored: dict[int, tuple[Triple, float]] = {}
+    scored: dict[int, tuple[Fact, float]] = {}
     for entity in entities:
         text = _question_text(query, entity)
         facts = store.facts_about(entity, limit=200)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from memcli.store import names
+from memcli.syntax import fact_text
 
 _WORDS = re.compile(r"[\w'’-]+")
 
@@ -292,7 +293,7 @@ person). Returns the triples and why
 
     for s, r, o in triples:
         if names_pronoun(s) or names_pronoun(o):
-            skipped.append(f"{s} >> {r} >> {o} names no one")
+            skipped.append(f"{fact_text(s, r, o)} names no one")
             continue
         if not (_is_name(s) and _is_name(o)):
             continue  # "Valencia Herons >> league >> plays": not a fact about names

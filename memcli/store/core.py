@@ -29,6 +29,7 @@ from memcli.errors import (
 )
 from memcli.store import names, safety
 from memcli.store.schema import SCHEMA_VERSION, SINGLE_VALUED, SQLITE_MAGIC, migrate
+from memcli.syntax import fact_text
 
 BUSY_TIMEOUT_S = 60.0
 MANUAL = "manual"
@@ -56,7 +57,10 @@ def now() -> str:
 
 
 @dataclass(frozen=True)
-class Triple:
+class Fact:
+    """A fact as memory stores it: the triple, its id, provenance and history (the
+    protocol's bare (subject, relation, object) is `memcli.protocol.Triple`)."""
+
     id: int
     subject: str
     relation: str
@@ -132,9 +136,9 @@ class Change:
 
 @dataclass(frozen=True)
 class AddResult:
-    triple: Triple
+    triple: Fact
     created: bool
-    superseded: tuple[Triple, ...] = ()  # facts this addition made no longer current
+    superseded: tuple[Fact, ...] = ()  # facts this addition made no longer current
 
 
 def builtin_relations() -> dict[str, str]:
@@ -376,12 +380,12 @@ class TripleStore:
 
     # -- reading ----------------------------------------------------------------------
 
-    def get(self, triple_id: int) -> Triple:
+    def get(self, triple_id: int) -> Fact:
         safety.check_id(triple_id)
         row = self.db.execute(_TRIPLE_SQL + " WHERE t.id = ?", (triple_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no fact with id {triple_id}")
-        return Triple(*row)
+        return Fact(*row)
 
     def find(
         self,
@@ -392,7 +396,7 @@ class TripleStore:
         limit: int | None = None,
         *,
         history: bool = False,
-    ) -> list[Triple]:
+    ) -> list[Fact]:
         """Current triples matching every given filter: names by key (case- and
         space-insensitive), source as a case-insensitive substring. `history` includes
         superseded ones."""
@@ -410,11 +414,11 @@ class TripleStore:
         if safety.check_limit(limit) is not None:
             sql += " LIMIT ?"
             args.append(limit)  # type: ignore[arg-type]
-        return [Triple(*row) for row in self.db.execute(sql, args)]
+        return [Fact(*row) for row in self.db.execute(sql, args)]
 
     def lookup(
         self, subject: str | None, relation: str, object: str | None, limit: int = 30
-    ) -> list[Triple]:
+    ) -> list[Fact]:
         """Exact lookup by (subject, relation) or (object, relation), through the indexes."""
         if (subject is None) == (object is None):
             raise UsageError("a lookup needs exactly one of subject and object")
@@ -425,11 +429,11 @@ class TripleStore:
             " ORDER BY t.id LIMIT ?",
             (names.key(known), names.key(relation), limit),
         )
-        return [Triple(*row) for row in rows]
+        return [Fact(*row) for row in rows]
 
     def facts_about(
         self, entity: str, relation: str | None = None, limit: int | None = 100
-    ) -> list[Triple]:
+    ) -> list[Fact]:
         """Current facts naming `entity` as subject or object (optionally of one relation),
         subject side first."""
         key = names.key(entity)
@@ -438,7 +442,7 @@ class TripleStore:
         if relation is not None:
             where += " AND r.key = ?"
             args.append(names.key(relation))
-        found: list[Triple] = []
+        found: list[Fact] = []
         # In index order (by relation), so that LIMIT stops early on an entity with
         # thousands of facts instead of sorting them all (14 -> 0.3 ms at 5,000).
         order = {"s": "t.relation_id, t.object_id", "o": "t.relation_id, t.id"}
@@ -446,15 +450,15 @@ class TripleStore:
             sql = _TRIPLE_SQL + " WHERE " + where.format(side=side) + f" ORDER BY {order[side]}"
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
-            found += [Triple(*row) for row in self.db.execute(sql, args)]
+            found += [Fact(*row) for row in self.db.execute(sql, args)]
         unique = list({t.id: t for t in found}.values())
         return unique[:limit] if limit is not None else unique
 
-    def chain(self, triple_id: int) -> list[Triple]:
+    def chain(self, triple_id: int) -> list[Fact]:
         """The succession a fact is part of, oldest first: the facts it replaced, itself,
         and those that replaced it (`Oslo → Bergen → Trondheim`)."""
         fact = self.get(triple_id)
-        before: list[Triple] = []
+        before: list[Fact] = []
         seen = {fact.id}
         cursor = fact
         while True:
@@ -464,10 +468,10 @@ class TripleStore:
             ).fetchone()
             if row is None or row[0] in seen:
                 break
-            cursor = Triple(*row)
+            cursor = Fact(*row)
             seen.add(cursor.id)
             before.append(cursor)
-        after: list[Triple] = []
+        after: list[Fact] = []
         cursor = fact
         while cursor.superseded_by is not None and cursor.superseded_by not in seen:
             try:
@@ -478,21 +482,21 @@ class TripleStore:
             after.append(cursor)
         return [*reversed(before), fact, *after]
 
-    def superseded_in(self, batch_id: int) -> list[Triple]:
+    def superseded_in(self, batch_id: int) -> list[Fact]:
         """The facts batch `batch_id` made no longer current (each names its successor)."""
         rows = self.db.execute(
             _TRIPLE_SQL + " WHERE t.superseded_batch = ? ORDER BY t.id", (batch_id,)
         )
-        return [Triple(*row) for row in rows]
+        return [Fact(*row) for row in rows]
 
-    def current_objects(self, subject: str, relation: str) -> list[Triple]:
+    def current_objects(self, subject: str, relation: str) -> list[Fact]:
         """The current facts of (subject, relation), by key."""
         rows = self.db.execute(
             _TRIPLE_SQL + " WHERE s.key = ? AND r.key = ? AND t.superseded_at IS NULL"
             " ORDER BY t.id",
             (names.key(subject), names.key(relation)),
         )
-        return [Triple(*row) for row in rows]
+        return [Fact(*row) for row in rows]
 
     def count(self, *, history: bool = False) -> int:
         if history:
@@ -587,11 +591,11 @@ class TripleStore:
         ]
         return added + [_change(row) for row in self.db.execute(sql, args)] + cardinality
 
-    def _batch_triples(self, batch_id: int, limit: int | None) -> list[Triple]:
+    def _batch_triples(self, batch_id: int, limit: int | None) -> list[Fact]:
         sql = _TRIPLE_SQL + " WHERE t.batch_id = ? ORDER BY t.id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [Triple(*row) for row in self.db.execute(sql, (batch_id,))]
+        return [Fact(*row) for row in self.db.execute(sql, (batch_id,))]
 
     def log(self, limit: int | None = 20) -> list[Batch]:
         limit = safety.check_limit(limit)
@@ -637,7 +641,7 @@ class TripleStore:
         existing = self._existing(subject, relation, object)
         if existing is not None:
             return AddResult(existing, False)
-        with self.batch("add", f"add {subject} >> {relation} >> {object}"):
+        with self.batch("add", f"add {fact_text(subject, relation, object)}"):
             triple, created = self._add_one(subject, relation, object, source, new_relation)
             replaced = self._supersede_others(triple) if created else []
         return AddResult(self.get(triple.id), created, tuple(replaced))
@@ -678,7 +682,7 @@ class TripleStore:
                 replaced.append(old)
         return AddResult(self.get(triple.id), created, tuple(replaced))
 
-    def _supersede_others(self, triple: Triple) -> list[Triple]:
+    def _supersede_others(self, triple: Fact) -> list[Fact]:
         """For a single-valued relation, supersede the subject's other current objects by
         `triple`. Returns the facts superseded."""
         rows = self.db.execute(
@@ -729,7 +733,7 @@ class TripleStore:
         *,
         new_relation: bool = False,
         supersede: bool = True,
-    ) -> tuple[int | None, list[Triple]]:
+    ) -> tuple[int | None, list[Fact]]:
         """Add (subject, relation, object, source) rows as one batch; returns the batch id
         (None when nothing was new) and the triples created. All or nothing. A new object
         of a single-valued relation supersedes the subject's current one (unless
@@ -743,7 +747,7 @@ class TripleStore:
             )
             for s, r, o, source in triples
         ]
-        created: list[Triple] = []
+        created: list[Fact] = []
         with self.batch(kind, description) as batch_id:
             for s, r, o, source in rows:
                 triple, is_new = self._add_one(s, r, o, source, new_relation)
@@ -753,17 +757,17 @@ class TripleStore:
                     created.append(triple)
         return (batch_id if created else None), [self.get(t.id) for t in created]
 
-    def _existing(self, subject: str, relation: str, object: str) -> Triple | None:
+    def _existing(self, subject: str, relation: str, object: str) -> Fact | None:
         row = self.db.execute(
             _TRIPLE_SQL
             + " WHERE s.key = ? AND r.key = ? AND o.key = ? AND t.superseded_at IS NULL",
             (names.key(subject), names.key(relation), names.key(object)),
         ).fetchone()
-        return Triple(*row) if row else None
+        return Fact(*row) if row else None
 
     def _add_one(
         self, subject: str, relation: str, object: str, source: str, new_relation: bool
-    ) -> tuple[Triple, bool]:
+    ) -> tuple[Fact, bool]:
         assert self._batch is not None
         rel = self.relation_id(relation, create=new_relation)
         sid = self.entity_id(subject, create=True)
@@ -808,7 +812,7 @@ class TripleStore:
         object: str | None = None,
         *,
         new_relation: bool = False,
-    ) -> Triple:
+    ) -> Fact:
         """Change parts of a triple in place (its id stays)."""
         before = self.get(triple_id)
         after = (
@@ -861,7 +865,7 @@ class TripleStore:
             self._collect_orphans()
         return self.get(triple_id)
 
-    def remove(self, triple_ids: Sequence[int]) -> list[Triple]:
+    def remove(self, triple_ids: Sequence[int]) -> list[Fact]:
         """Remove triples by id, as one batch; unknown ids are refused (nothing removed)."""
         ids = list(dict.fromkeys(triple_ids))
         found = self._triples_by_id([i for i in ids if 1 <= i <= safety.MAX_INT])
@@ -877,13 +881,13 @@ class TripleStore:
             self._remove_ids(ids)
         return [found[i] for i in ids]
 
-    def _triples_by_id(self, ids: Sequence[int]) -> dict[int, Triple]:
-        found: dict[int, Triple] = {}
+    def _triples_by_id(self, ids: Sequence[int]) -> dict[int, Fact]:
+        found: dict[int, Fact] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(_TRIPLE_SQL + f" WHERE t.id IN ({marks})", chunk):
-                found[row[0]] = Triple(*row)
+                found[row[0]] = Fact(*row)
         return found
 
     def _remove_ids(self, ids: Sequence[int]) -> None:
@@ -1055,7 +1059,7 @@ class TripleStore:
                     )
             except sqlite3.IntegrityError:
                 raise UndoError(
-                    f"cannot undo batch {batch_id}: {s} >> {r} >> {o} is in memory again "
+                    f"cannot undo batch {batch_id}: {fact_text(s, r, o)} is in memory again "
                     "(added later); remove it first"
                 ) from None
         self.db.execute(
