@@ -14,11 +14,10 @@ from memcli.repl.conversation import NOTHING_IN_MEMORY, Conversation
 from memcli.repl.engines import StaticEngines
 from memcli.repl.render import TurnView
 from memcli.runtime import reading, writing
-from memcli.runtime.backend import FakeBackend
 from memcli.runtime.constraints import ConstrainedDecoder, write_grammar, write_spans
 from memcli.runtime.engine import MemoryEngine
 from memcli.store.core import TripleStore
-from tests.fakes import ScriptedBackend
+from tests.fakes import FakeBackend, ScriptedBackend
 
 # -- sentences and pronouns -------------------------------------------------------------
 

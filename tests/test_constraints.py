@@ -6,7 +6,6 @@ import re
 import numpy as np
 import pytest
 
-from memcli.runtime.backend import FakeBackend
 from memcli.runtime.constraints import (
     MAX_QUERIES,
     MAX_TRIPLES,
@@ -16,6 +15,7 @@ from memcli.runtime.constraints import (
     GrammarError,
     word_spans,
 )
+from tests.fakes import FakeBackend
 
 ENTITIES = ["Rihanna", "Def Jam", "Loud Tour", "Foo", "Foo)", 'Say "Hi" \\ now', "Zürich"]
 RELATIONS = ["record label", "performer", "country", "located in"]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from memcli.runtime import read_scope
-from memcli.runtime.backend import FakeBackend
 from memcli.runtime.constraints import ConstrainedDecoder, GrammarError
 from memcli.runtime.engine import MemoryLogic
 from memcli.store.core import TripleStore
+from tests.fakes import FakeBackend
 
 RELATIONS = ["country", "record label", "residence"]
 READS = [

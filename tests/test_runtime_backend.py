@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from memcli.errors import ModelError
-from memcli.runtime.backend import Backend, FakeBackend, pick_token, sync
+from memcli.runtime.backend import Backend, pick_token, sync
+from tests.fakes import FakeBackend
 
 
 def generate(backend: Backend, limit: int = 200) -> list[int]:
