@@ -150,6 +150,43 @@ def _warm(path: Path) -> None:
             pass
 
 
+def _spelling_rows(path: Path, size: str, tries: int = 5) -> list[Row]:
+    """A read whose name is misspelt, after memory changed (as after every chat turn):
+    the spelling fallback through `NameIndex` (kept in step) vs matching over every
+    current name fetched afresh (what reads did before)."""
+    from memcli.store.matching import NameIndex, closest
+
+    _say(f"spelling fallback ×{tries} at {size} facts")
+    with TripleStore(path) as store:
+        (name,) = store.db.execute("SELECT name FROM entities WHERE id = 4242").fetchone()
+        typo = name[:-2] + "x" + name[-1]
+        index = NameIndex(store)
+        index.sync()  # built once per process, on the first miss
+
+        def ours() -> str | None:
+            index.revision = None  # as after a write: checked against the file again
+            return index.closest(typo, 88.0)
+
+        def theirs() -> str | None:
+            return closest(store.entity_names(), typo, 88.0)
+
+        if ours() != theirs():
+            raise RuntimeError(f"spelling fallback: {ours()!r} != {theirs()!r}")
+        mine = statistics.median(measure(ours, 1).best for _ in range(tries))
+        base = statistics.median(measure(theirs, 1).best for _ in range(2))
+    return [
+        row(
+            f"read of a misspelt name after a write, at {size} facts: name index vs all names",
+            mine,
+            base,
+            "s",
+            ratio=speed_ratio(mine, base),
+            goal="ratio ≥ 5",
+            ok=base / mine >= 5,
+        )
+    ]
+
+
 def _child_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -182,6 +219,7 @@ def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKU
                     ok=mine < 1000 if has_goal else None,
                 )
             )
+    rows += _spelling_rows(big_db, size)
     _say(f"start-up ×{startup_runs}: mem ls --limit 1 at {big:,} and at {small:,} facts")
     memcli = venv_script("memcli", "memcli")
     with tempfile.TemporaryDirectory(prefix="memcli-bench-scale-") as tmp:

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 from memcli.errors import UsageError
 from memcli.store import names
 from memcli.store.core import Change, Fact, TripleStore, check_name
-from memcli.store.matching import ENTITY_THRESHOLD, RELATION_THRESHOLD, closest
+from memcli.store.matching import (
+    ENTITY_THRESHOLD,
+    RELATION_THRESHOLD,
+    closest,
+    closest_entity,
+)
 from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
@@ -163,7 +168,7 @@ def facts(
     matched = entity
     found = store.facts_about(entity, rel, limit=limit)
     if not found and store.entity_id(entity) is None:
-        near = closest(store.entity_names(), entity, ENTITY_THRESHOLD)
+        near = closest_entity(store, entity, ENTITY_THRESHOLD)
         if near is not None:
             matched = near
             found = store.facts_about(near, rel, limit=limit)

@@ -113,12 +113,11 @@ class MemoryLogic:
     def run_read(self, queries: Sequence[ReadQuery]) -> tuple[list[str], list[Fact]]:
         """Run read queries: exact names first, then approximate ones; results
         deduplicated and capped at 30."""
-        from memcli.store.matching import closest
+        from memcli.store.matching import closest, closest_entity
 
         assert self.store is not None
         facts: list[Fact] = []
         results: list[str] = []
-        entity_names: list[str] | None = None
         relation_names = self.store.relation_names()
         for query in queries:
             relation = closest(relation_names, query.relation, self.config.relation_threshold)
@@ -128,9 +127,7 @@ class MemoryLogic:
             assert known is not None
             hits = self._lookup(query, known, relation)
             if not hits:
-                if entity_names is None:
-                    entity_names = self.store.entity_names()
-                near = closest(entity_names, known, self.config.entity_threshold)
+                near = closest_entity(self.store, known, self.config.entity_threshold)
                 if near is not None and names.key(near) != names.key(known):
                     hits = self._lookup(query, near, relation)
             facts += hits

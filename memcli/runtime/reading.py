@@ -159,12 +159,12 @@ def facts_by_meaning(
     """Current facts matching `query` by meaning, best first, with their scores: the facts
     of the entities it names (exact names, else the closest spelling), ranked by how
     close their relation is to the rest of the query. For search front ends (MCP)."""
-    from memcli.store.matching import closest
+    from memcli.store.matching import closest_entity
 
     embedder = embedder or shared_embedder()
     entities = mentioned_entities(store, query)
     if not entities:
-        near = closest(store.entity_names(), query, 80.0)
+        near = closest_entity(store, query, 80.0)
         entities = [near] if near else []
     scored: dict[int, tuple[Fact, float]] = {}
     for entity in entities:

@@ -3,6 +3,7 @@ for memory reads whose names are not spelled exactly as stored."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from memcli.store import names
@@ -26,6 +27,79 @@ class Match:
             "score": round(self.score, 1),
             "triples": self.triples,
         }
+
+
+class NameIndex:
+    """The matching keys of every entity of one memory file, for approximate names at
+    scale: fetched whole once, then kept in step cheaply. After additions (every chat
+    turn) only the rows above the last id seen are read; when a count shows that an
+    entity went away (a removal, an undo, a restore) it is read whole again. At
+    1,000,000 entities a miss costs one rapidfuzz pass over the keys (~0.13 s here)
+    instead of fetching every current name and normalising it (~1.6 s)."""
+
+    def __init__(self, store: TripleStore):
+        self.store = store
+        self.revision: int | None = None
+        self.ids: list[int] = []
+        self.keys: list[str] = []
+
+    def sync(self) -> None:
+        db = self.store.db
+        revision = self.store.revision()
+        if revision == self.revision:
+            return
+        last = self.ids[-1] if self.ids else 0
+        last_key = self.keys[-1] if self.keys else None
+        row = db.execute("SELECT key FROM entities WHERE id = ?", (last,)).fetchone()
+        if last and (row is None or row[0] != last_key):  # the newest one went (or its id
+            self.ids, self.keys = [], []  # was given again): read everything afresh
+        rows = db.execute(
+            "SELECT id, key FROM entities WHERE id > ? ORDER BY id",
+            (self.ids[-1] if self.ids else 0,),
+        ).fetchall()
+        self.ids += [r[0] for r in rows]
+        self.keys += [r[1] for r in rows]
+        (count,) = db.execute("SELECT count(*) FROM entities").fetchone()
+        if count != len(self.ids):  # some went: read everything afresh
+            rows = db.execute("SELECT id, key FROM entities ORDER BY id").fetchall()
+            self.ids, self.keys = [r[0] for r in rows], [r[1] for r in rows]
+        self.revision = revision
+
+    def closest(self, name: str, threshold: float, tries: int = 5) -> str | None:
+        """The current entity (named by a current fact) spelled most like `name`, at or
+        above `threshold` (0-100, rapidfuzz ratio of the matching keys), or None."""
+        from rapidfuzz import fuzz, process
+
+        self.sync()
+        wanted = names.key(name)
+        hits = process.extract(
+            wanted, self.keys, scorer=fuzz.ratio, score_cutoff=threshold, limit=tries
+        )
+        for _key, _score, index in hits:
+            row = self.store.db.execute(
+                """SELECT name FROM entities e WHERE id = ? AND (
+                   EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id
+                           AND superseded_at IS NULL) OR
+                   EXISTS (SELECT 1 FROM triples WHERE object_id = e.id
+                           AND superseded_at IS NULL))""",
+                (self.ids[index],),
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+        return None
+
+
+_INDEXES: weakref.WeakKeyDictionary[TripleStore, NameIndex] = weakref.WeakKeyDictionary()
+
+
+def closest_entity(store: TripleStore, name: str, threshold: float) -> str | None:
+    """The current entity of `store` spelled most like `name` (see `NameIndex`): what the
+    model's reads, `search_facts` and MCP fall back to when a name is not stored exactly.
+    The index lives as long as the store object."""
+    index = _INDEXES.get(store)
+    if index is None:
+        index = _INDEXES[store] = NameIndex(store)
+    return index.closest(name, threshold)
 
 
 def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0) -> list[Match]:
