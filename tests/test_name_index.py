@@ -61,3 +61,18 @@ def test_closest_entity_keeps_one_index_per_store(store):
     assert closest_entity(store, "Lake Genva", 85) == "Lake Geneva"
     store.add("Rihanna", "record label", "Def Jam")
     assert closest_entity(store, "Rihana", 85) == "Rihanna"
+
+
+def test_names_for_completion_by_prefix_then_containing_current_only(store):
+    from memcli.store.matching import names_starting
+
+    for subject, obj in (("Lake Geneva", "Switzerland"), ("lakeside Inn", "Norway"),
+                         ("Great Lake Lodge", "Canada")):
+        store.add(subject, "country", obj)
+    assert names_starting(store, "lake") == ["Lake Geneva", "lakeside Inn", "Great Lake Lodge"]
+    assert names_starting(store, "LAKE ") == ["Lake Geneva", "Great Lake Lodge"]
+    assert names_starting(store, "lake", limit=1) == ["Lake Geneva"]
+    assert names_starting(store, "")[:2] == ["Canada", "Great Lake Lodge"]
+    (fact,) = store.find(subject="lakeside Inn")
+    store.supersede(fact.id, object="Noreg")
+    assert names_starting(store, "nor") == ["Noreg"]  # only a superseded fact names Norway

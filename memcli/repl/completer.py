@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
@@ -32,21 +32,9 @@ def quote_name(name: str) -> str:
     return name
 
 
-def match_names(names: Iterable[str], typed: str, limit: int = MAX_NAMES) -> list[str]:
-    """Names starting with `typed` (ignoring case), then names containing it."""
-    typed = typed.lower()
-    starts, contains = [], []
-    for name in names:
-        low = name.lower()
-        if low.startswith(typed):
-            starts.append(name)
-        elif typed and typed in low:
-            contains.append(name)
-    return (sorted(starts, key=str.lower) + sorted(contains, key=str.lower))[:limit]
-
-
 class ChatCompleter(Completer):
-    def __init__(self, registry: Registry, entity_names: Callable[[], list[str]]):
+    def __init__(self, registry: Registry, entity_names: Callable[[str], list[str]]):
+        """`entity_names(typed)`: the names completing `typed`, best first."""
         self.registry = registry
         self.entity_names = entity_names
         self.paths = PathCompleter(expanduser=True)
@@ -99,5 +87,5 @@ class ChatCompleter(Completer):
                     yield Completion(option, -len(token))
             return
         typed = token.lstrip("\"'")
-        for name in match_names(self.entity_names(), typed):
+        for name in self.entity_names(typed)[:MAX_NAMES]:
             yield Completion(quote_name(name), -len(token), display=name)

@@ -89,6 +89,35 @@ class NameIndex:
         return None
 
 
+_CURRENT = """EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id AND superseded_at IS NULL)
+            OR EXISTS (SELECT 1 FROM triples WHERE object_id = e.id AND superseded_at IS NULL)"""
+
+
+def names_starting(store: TripleStore, typed: str, limit: int = 50) -> list[str]:
+    """Current entity names for completing `typed`: those whose key starts with its key
+    (through the key index, in key order), then those that contain it, at most `limit`.
+    Costs the same at a million entities as at ten for a prefix that matches."""
+    prefix = names.key(typed) + (" " if typed[-1:].isspace() and typed.strip() else "")
+    found = [
+        row[0]
+        for row in store.db.execute(
+            f"""SELECT name FROM entities e WHERE key >= ? AND key < ? AND ({_CURRENT})
+                ORDER BY key LIMIT ?""",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+    ]
+    if prefix and len(found) < limit:
+        found += [
+            row[0]
+            for row in store.db.execute(
+                f"""SELECT name FROM entities e WHERE instr(key, ?) > 1 AND ({_CURRENT})
+                    ORDER BY key LIMIT ?""",
+                (prefix, limit - len(found)),
+            )
+        ]
+    return found
+
+
 _INDEXES: weakref.WeakKeyDictionary[TripleStore, NameIndex] = weakref.WeakKeyDictionary()
 
 
