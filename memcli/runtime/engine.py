@@ -28,7 +28,7 @@ from memcli import protocol
 from memcli.protocol import ReadQuery, StreamParser
 from memcli.runtime import prompts, read_scope
 from memcli.runtime.backend import Backend, sync
-from memcli.runtime.engine_api import Capabilities
+from memcli.runtime.engine_api import Capabilities, EngineConfig
 from memcli.runtime.events import (
     CallFailed,
     CallStart,
@@ -50,18 +50,6 @@ OPEN = "({"
 PREFILL_CHUNK = 32
 _WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
 _POSSESSIVE = re.compile(r"['’]s$")
-
-
-@dataclass
-class EngineConfig:
-    max_tokens: int = 200
-    max_write_tokens: int = 160
-    max_reads: int = 3
-    temperature: float = 0.0
-    few_shot: bool = True
-    read_first: bool = True
-    entity_threshold: float = 88.0
-    relation_threshold: float = 85.0
 
 
 @dataclass

@@ -13,10 +13,26 @@ from dataclasses import asdict, dataclass
 from threading import Event as StopFlag
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from memcli.store.matching import ENTITY_THRESHOLD, RELATION_THRESHOLD
+
 if TYPE_CHECKING:
-    from memcli.runtime.engine import EngineConfig
     from memcli.runtime.events import Event
     from memcli.store.core import TripleStore
+
+
+@dataclass
+class EngineConfig:
+    """How every engine decodes a turn: token budgets, reads, sampling, and how closely a
+    read's names must match memory's (the thresholds of `memcli.store.matching`)."""
+
+    max_tokens: int = 200
+    max_write_tokens: int = 160
+    max_reads: int = 3
+    temperature: float = 0.0
+    few_shot: bool = True
+    read_first: bool = True
+    entity_threshold: float = ENTITY_THRESHOLD
+    relation_threshold: float = RELATION_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
-from memcli.runtime.embeddings import Embedder, relation_text, shared_embedder
+from memcli.runtime.embeddings import Embedder, rank_relations, shared_embedder
+from memcli.runtime.writing import names_in
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore
 
@@ -53,33 +54,6 @@ class Choice:
         return self.fact.subject
 
 
-def rank_relations(
-    question: str, relations: Sequence[str], embedder: Embedder | None = None,
-    *, glosses: bool = False,
-) -> list[tuple[str, float]]:
-    """All `relations` by similarity of their names' meaning to `question`, best first.
-    With `glosses`, a relation scores the better of its name and its gloss
-    (`glosses.GLOSSES`): on the train split of recipes/chat_data.py that picks the right
-    relation for 16 of 19 statement wordings instead of 13, but for 9 of 13 questions
-    instead of 11, so reads use names only and writes use glosses."""
-    import numpy as np
-
-    from memcli.runtime.glosses import GLOSSES
-
-    embedder = embedder or shared_embedder()
-    relations = list(relations)
-    scores = embedder.similarity(question, [relation_text(r) for r in relations],
-                                 keep_others=True)
-    glossed = [i for i, r in enumerate(relations) if glosses and r in GLOSSES]
-    if glossed:  # a relation is as close as the closer of its name and its gloss
-        by_gloss = embedder.similarity(question, [GLOSSES[relations[i]] for i in glossed],
-                                       keep_others=True)
-        scores = scores.copy()
-        scores[glossed] = np.maximum(scores[glossed], by_gloss)
-    order = sorted(range(len(relations)), key=lambda i: -float(scores[i]))
-    return [(relations[i], float(scores[i])) for i in order]
-
-
 def _question_text(question: str, entity: str) -> str:
     """The question with the entity's name replaced by "someone": the relation is what is
     left to match (a name's own meaning only adds noise)."""
@@ -100,7 +74,6 @@ def plan_answer(store: TripleStore, question: str, answering: Callable[[], objec
     but memory has no such fact: answer NOTHING_IN_MEMORY without generating, or even
     waiting for the model) or "open" (it names nothing in memory)."""
     from memcli import protocol
-    from memcli.runtime.writing import names_in
 
     entities = mentioned_entities(store, question)
     choices = choose_facts(store, question, entities, limit=1) if entities else []

@@ -363,7 +363,7 @@ def better_relation(
     within `margin` of it; None when nothing comes within `min_fit` (the bundled 135M
     model writes `country of citizenship` for most everyday sentences, so its choice is
     only a tie-breaker)."""
-    from memcli.runtime.reading import rank_relations
+    from memcli.runtime.embeddings import rank_relations
 
     text = predicate(sentence, subject, obj)
     ranked = rank_relations(text, list(relations), embedder, glosses=True)  # type: ignore[arg-type]
