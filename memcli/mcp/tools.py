@@ -20,6 +20,7 @@ from memcli.store.matching import (
     RELATION_THRESHOLD,
     closest,
     closest_entity,
+    name_index,
 )
 from memcli.syntax import fact_text
 
@@ -80,7 +81,7 @@ def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[
             table[key] = (name, score)
 
     relation_by_key = {names.key(r): r for r in store.relation_names()}
-    entity_names, entity_keys = _entities(store)
+    index = name_index(store)
     for size, phrase in phrases:
         key = names.key(phrase)
         if key in relation_by_key:
@@ -90,9 +91,9 @@ def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[
             continue
         if size > 4 or len(key) < 4:
             continue
-        hit = process.extractOne(key, entity_keys, scorer=fuzz.ratio, score_cutoff=ENTITY_THRESHOLD)
+        hit = index.closest_scored(key, ENTITY_THRESHOLD)
         if hit is not None:
-            note(entity_scores, entity_names[hit[2]], float(hit[1]))
+            note(entity_scores, *hit)
         near = process.extractOne(
             key, list(relation_by_key), scorer=fuzz.ratio, score_cutoff=RELATION_THRESHOLD
         )
@@ -120,19 +121,6 @@ def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[
     best = sorted(scored.values(), key=lambda item: (-item[1], item[0].id))
     return best[:limit]
 
-
-_ENTITY_CACHE: dict[str, tuple[int, list[str], list[str]]] = {}
-
-
-def _entities(store: TripleStore) -> tuple[list[str], list[str]]:
-    """The entity names and their keys, cached per memory file until memory changes."""
-    revision = store.revision()
-    cached = _ENTITY_CACHE.get(str(store.path))
-    if cached is None or cached[0] != revision:
-        found = store.entity_names()
-        cached = (revision, found, [names.key(n) for n in found])
-        _ENTITY_CACHE[str(store.path)] = cached
-    return cached[1], cached[2]
 
 
 def search(store: TripleStore, query: str, limit: int = 10) -> dict[str, Any]:

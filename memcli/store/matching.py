@@ -68,6 +68,13 @@ class NameIndex:
     def closest(self, name: str, threshold: float, tries: int = 5) -> str | None:
         """The current entity (named by a current fact) spelled most like `name`, at or
         above `threshold` (0-100, rapidfuzz ratio of the matching keys), or None."""
+        found = self.closest_scored(name, threshold, tries)
+        return found[0] if found else None
+
+    def closest_scored(
+        self, name: str, threshold: float, tries: int = 5
+    ) -> tuple[str, float] | None:
+        """`closest`, with its score."""
         from rapidfuzz import fuzz, process
 
         self.sync()
@@ -75,7 +82,7 @@ class NameIndex:
         hits = process.extract(
             wanted, self.keys, scorer=fuzz.ratio, score_cutoff=threshold, limit=tries
         )
-        for _key, _score, index in hits:
+        for _key, score, index in hits:
             row = self.store.db.execute(
                 """SELECT name FROM entities e WHERE id = ? AND (
                    EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id
@@ -85,7 +92,7 @@ class NameIndex:
                 (self.ids[index],),
             ).fetchone()
             if row is not None:
-                return str(row[0])
+                return str(row[0]), float(score)
         return None
 
 
@@ -121,14 +128,18 @@ def names_starting(store: TripleStore, typed: str, limit: int = 50) -> list[str]
 _INDEXES: weakref.WeakKeyDictionary[TripleStore, NameIndex] = weakref.WeakKeyDictionary()
 
 
-def closest_entity(store: TripleStore, name: str, threshold: float) -> str | None:
-    """The current entity of `store` spelled most like `name` (see `NameIndex`): what the
-    model's reads, `search_facts` and MCP fall back to when a name is not stored exactly.
-    The index lives as long as the store object."""
+def name_index(store: TripleStore) -> NameIndex:
+    """The `NameIndex` of `store`, made on first use; it lives as long as the store."""
     index = _INDEXES.get(store)
     if index is None:
         index = _INDEXES[store] = NameIndex(store)
-    return index.closest(name, threshold)
+    return index
+
+
+def closest_entity(store: TripleStore, name: str, threshold: float) -> str | None:
+    """The current entity of `store` spelled most like `name` (see `NameIndex`): what the
+    model's reads, `search_facts` and MCP fall back to when a name is not stored exactly."""
+    return name_index(store).closest(name, threshold)
 
 
 def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0) -> list[Match]:
@@ -140,40 +151,49 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
     check_limit(limit)
 
     found: list[Match] = []
-    for kind, sql, count_sql in (
-        (
-            "entity",
-            # Entities that only superseded facts name are history: not found.
-            """SELECT id, name FROM entities e WHERE
-               EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id AND superseded_at IS NULL)
-               OR EXISTS (SELECT 1 FROM triples
-                          WHERE object_id = e.id AND superseded_at IS NULL)""",
+    # Entities: over the name index's keys (kept in step with memory, not fetched whole
+    # per search); those that only superseded facts name are history, not found.
+    index = name_index(store)
+    index.sync()
+    hits = process.extract(
+        text,
+        index.keys,
+        scorer=fuzz.WRatio,
+        processor=utils.default_process,
+        limit=limit * 4 + 16,  # room for the ones that turn out to be history
+        score_cutoff=cutoff,
+    )
+    entities = 0
+    for _key, score, at in hits:
+        row = store.db.execute(
             # Two index searches (an OR of the two columns scanned the whole table).
-            """SELECT (SELECT count(*) FROM triples WHERE subject_id = :id
+            """SELECT name,
+                      (SELECT count(*) FROM triples WHERE subject_id = e.id
                        AND superseded_at IS NULL)
-                    + (SELECT count(*) FROM triples WHERE object_id = :id
-                       AND superseded_at IS NULL AND subject_id != :id)""",
-        ),
-        (
-            "relation",
-            "SELECT id, name FROM relations",
-            "SELECT count(*) FROM triples WHERE relation_id = :id AND superseded_at IS NULL",
-        ),
+                    + (SELECT count(*) FROM triples WHERE object_id = e.id
+                       AND superseded_at IS NULL AND subject_id != e.id)
+               FROM entities e WHERE id = ?""",
+            (index.ids[at],),
+        ).fetchone()
+        if row is not None and row[1]:
+            found.append(Match("entity", row[0], float(score), row[1]))
+            entities += 1
+            if entities == limit:
+                break
+    rows = store.db.execute("SELECT id, name FROM relations").fetchall()
+    for name, score, at in process.extract(
+        text,
+        [name for _id, name in rows],
+        scorer=fuzz.WRatio,
+        processor=utils.default_process,
+        limit=limit,
+        score_cutoff=cutoff,
     ):
-        rows = store.db.execute(sql).fetchall()
-        choices = [name for _id, name in rows]
-        hits = process.extract(
-            text,
-            choices,
-            scorer=fuzz.WRatio,
-            processor=utils.default_process,
-            limit=limit,
-            score_cutoff=cutoff,
-        )
-        for name, score, index in hits:
-            row_id = rows[index][0]
-            used = store.db.execute(count_sql, {"id": row_id}).fetchone()[0]
-            found.append(Match(kind, name, float(score), used))
+        (used,) = store.db.execute(
+            "SELECT count(*) FROM triples WHERE relation_id = ? AND superseded_at IS NULL",
+            (rows[at][0],),
+        ).fetchone()
+        found.append(Match("relation", name, float(score), used))
     found.sort(key=lambda m: (-m.score, m.kind, m.name))
     return found[:limit]
 
