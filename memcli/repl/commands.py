@@ -15,16 +15,37 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from memcli.errors import MemcliError, UsageError
 from memcli.store import names
 from memcli.syntax import fact_text
 
 if TYPE_CHECKING:
-    from memcli.repl.session import ChatSession
+    from memcli.repl.conversation import Conversation
+    from memcli.repl.render import TurnView
+    from memcli.store.core import TripleStore
 
-Handler = Callable[["ChatSession", str], None]
+
+class Session(Protocol):
+    """What a slash command may use of a chat (`memcli.repl.session.ChatSession`, which
+    imports this registry; the registry does not import it)."""
+
+    running: bool
+
+    @property
+    def conversation(self) -> Conversation: ...
+    @property
+    def view(self) -> TurnView: ...
+    @property
+    def store(self) -> TripleStore: ...
+    @property
+    def engines(self) -> Any: ...
+    def refresh(self) -> None: ...
+    def switch_model(self, spec: str) -> None: ...
+
+
+Handler = Callable[[Session, str], None]
 
 
 @dataclass(frozen=True)
@@ -84,7 +105,7 @@ class Registry:
             return None
         return "/" + self._aliases.get(close[0], close[0])
 
-    def dispatch(self, session: ChatSession, line: str) -> None:
+    def dispatch(self, session: Session, line: str) -> None:
         name, _, args = line.strip()[1:].partition(" ")
         found = self.get(name)
         if found is None:
@@ -115,7 +136,7 @@ def _on_off(args: str, what: str, current: bool) -> bool:
 
 
 @command("help", "List the commands, or explain one.", usage="/help [COMMAND]", aliases=("?",))
-def help_(session: ChatSession, args: str) -> None:
+def help_(session: Session, args: str) -> None:
     if args:
         found = REGISTRY.get(args.lstrip("/"))
         if found is None:
@@ -139,7 +160,7 @@ def help_(session: ChatSession, args: str) -> None:
 
 
 @command("quit", "Leave the chat (Ctrl-D does too).", aliases=("exit", "q"))
-def quit_(session: ChatSession, args: str) -> None:
+def quit_(session: Session, args: str) -> None:
     session.running = False
 
 
@@ -147,7 +168,7 @@ def quit_(session: ChatSession, args: str) -> None:
 
 
 @command("why", "The facts read for the last answer: id, source, when added.")
-def why(session: ChatSession, args: str) -> None:
+def why(session: Session, args: str) -> None:
     last = session.conversation.last
     if last is None:
         session.view.note("no answer yet")
@@ -180,7 +201,7 @@ def _query_text(query: Any) -> str:
 
 
 @command("writes", "What the last turn stored in memory.")
-def writes(session: ChatSession, args: str) -> None:
+def writes(session: Session, args: str) -> None:
     last = session.conversation.last
     if last is None:
         session.view.note("no turn yet")
@@ -205,7 +226,7 @@ def writes(session: ChatSession, args: str) -> None:
 
 
 @command("undo", "Revert the last turn's writes (again: the turn before).")
-def undo(session: ChatSession, args: str) -> None:
+def undo(session: Session, args: str) -> None:
     turn = session.conversation.undo_last()
     count = len(turn.stored)
     session.view.note(
@@ -244,7 +265,7 @@ def mem_subcommands() -> list[str]:
     "Memory commands, the same code as `memcli mem` (ls, add, rm, search, show, log, …).",
     usage="/mem ls|add|rm|search|… ARGS",
 )
-def mem_(session: ChatSession, args: str) -> None:
+def mem_(session: Session, args: str) -> None:
     import typer
 
     try:
@@ -291,7 +312,7 @@ def mem_(session: ChatSession, args: str) -> None:
 
 @command("export", "Save this conversation (with its memory calls and facts) to FILE: "
          "Markdown, or JSON lines for .jsonl/.json.", usage="/export FILE")
-def export(session: ChatSession, args: str) -> None:
+def export(session: Session, args: str) -> None:
     if not args:
         raise UsageError("/export needs a file name (memory itself: /mem export -o FILE)")
     from memcli.store.safety import atomic_output, output_target, protected_files
@@ -329,7 +350,7 @@ def _turn_json(turn: Any) -> dict:
     }
 
 
-def _markdown(session: ChatSession, turns: list) -> str:
+def _markdown(session: Session, turns: list) -> str:
     conversation = session.conversation
     out = [f"# memcli chat {conversation.session_id}", "",
            f"model: {session.engines.label}", ""]
@@ -353,7 +374,7 @@ def _markdown(session: ChatSession, turns: list) -> str:
 
 @command("memory", "Read and write memory (on), or chat without it (off).",
          usage="/memory on|off", choices=("on", "off"))
-def memory(session: ChatSession, args: str) -> None:
+def memory(session: Session, args: str) -> None:
     conversation = session.conversation
     conversation.memory = _on_off(args, "memory", conversation.memory)
     state = "on: answers read memory, stated facts are written" if conversation.memory else (
@@ -363,7 +384,7 @@ def memory(session: ChatSession, args: str) -> None:
 
 @command("approve", "Ask before storing each proposed fact (on) or store them (off).",
          usage="/approve on|off", choices=("on", "off"))
-def approve(session: ChatSession, args: str) -> None:
+def approve(session: Session, args: str) -> None:
     conversation = session.conversation
     conversation.approve = _on_off(args, "approve", conversation.approve)
     session.view.note("approval " + ("on: each proposed fact is shown for yes/no/edit"
@@ -372,7 +393,7 @@ def approve(session: ChatSession, args: str) -> None:
 
 @command("model", "Show the model, or switch to another (a file or registry name).",
          usage="/model [NAME]")
-def model(session: ChatSession, args: str) -> None:
+def model(session: Session, args: str) -> None:
     if args:
         session.switch_model(args)
     if not session.engines.ready and session.engines.error is None:
@@ -382,7 +403,7 @@ def model(session: ChatSession, args: str) -> None:
 
 
 @command("clear", "Forget the conversation so far (memory is kept).")
-def clear(session: ChatSession, args: str) -> None:
+def clear(session: Session, args: str) -> None:
     session.conversation.clear()
     count = session.store.count()
     session.view.note(f"context cleared; memory keeps its {count} fact"

@@ -54,7 +54,6 @@ from memcli.store.core import Fact, TripleStore, check_name
 from memcli.syntax import fact_text, update_text
 
 if TYPE_CHECKING:
-    from memcli.repl.render import TurnView
     from memcli.runtime.engine_api import Engine
 
 BATCH_KIND = "chat"
@@ -66,6 +65,19 @@ class Engines(Protocol):
     def answering(self) -> Engine: ...
     def writing(self) -> Engine: ...
     def close(self) -> None: ...
+
+
+class View(Protocol):
+    """What a turn reports to as it runs (in the REPL `memcli.repl.render.TurnView`; this
+    module does not import it, so the dependency points one way: render → here)."""
+
+    hide_calls: bool
+
+    def begin(self) -> None: ...
+    def end(self) -> None: ...
+    def show(self, event: Event) -> None: ...
+    def note(self, message: str) -> None: ...
+    def stored(self, record: TurnRecord) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -184,7 +196,7 @@ class Conversation:
     # -- a turn -------------------------------------------------------------------------
 
     def run_turn(
-        self, message: str, view: TurnView, review: Reviewer | None = None
+        self, message: str, view: View, review: Reviewer | None = None
     ) -> TurnRecord:
         record = TurnRecord(len(self.turns) + 1, message)
         self.turns.append(record)
@@ -222,7 +234,7 @@ class Conversation:
         self._said += [s for s in (message, record.answer) if s]
         return record
 
-    def _answer(self, record: TurnRecord, view: TurnView, plan: TurnPlan) -> None:
+    def _answer(self, record: TurnRecord, view: View, plan: TurnPlan) -> None:
         started = time.perf_counter()
         view.begin()
         for event in self._reply(record, plan):
@@ -296,7 +308,7 @@ class Conversation:
                             {"role": "assistant", "content": turn.answer}]
         return [*history[-8:], {"role": "user", "content": record.message}]
 
-    def _extract(self, record: TurnRecord, view: TurnView, plan: TurnPlan) -> None:
+    def _extract(self, record: TurnRecord, view: View, plan: TurnPlan) -> None:
         """One dry-run write call per stated sentence (pronouns resolved, the context's
         entities allowed); the proposals checked and deduplicated."""
         engine = self.engines.writing()
@@ -338,7 +350,7 @@ class Conversation:
             record.write_calls.append("".join(call))
             context = f"{context} {sentence.resolved}".strip()
 
-    def _acknowledge(self, record: TurnRecord, view: TurnView, plan: TurnPlan) -> None:
+    def _acknowledge(self, record: TurnRecord, view: View, plan: TurnPlan) -> None:
         """A short true sentence about what the statements stored (templated from the
         writes, not generated)."""
         replaced = {}
@@ -363,7 +375,7 @@ class Conversation:
         (the write prompt keeps its tail)."""
         return " ".join(self._said)
 
-    def _store(self, record: TurnRecord, view: TurnView) -> None:
+    def _store(self, record: TurnRecord, view: View) -> None:
         rows = []
         for p in record.accepted:
             try:
@@ -472,7 +484,7 @@ NOTHING_IN_MEMORY = "I have nothing about that in memory."  # = reading.NOTHING_
 NOT_FROM_MEMORY = "(not from memory)"
 
 
-def _visible(event: object, view: TurnView) -> bool:
+def _visible(event: object, view: View) -> bool:
     if isinstance(event, Text):
         return bool(event.text)
     if isinstance(event, CallText):

@@ -7,15 +7,23 @@ inside a message, Ctrl-Space to open completion, F2 to show or hide memory calls
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
-if TYPE_CHECKING:
-    from memcli.repl.session import ChatSession
+
+class _CallsShown(Protocol):
+    hide_calls: bool
 
 
-def chat_key_bindings(session: ChatSession) -> KeyBindings:
+class Session(Protocol):
+    """What the key bindings use of a chat (`memcli.repl.session.ChatSession`)."""
+
+    @property
+    def view(self) -> _CallsShown: ...
+
+
+def chat_key_bindings(session: Session) -> KeyBindings:
     bindings = KeyBindings()
 
     @bindings.add("escape", "enter")

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from memcli.repl.session import ChatSession
+    from memcli.repl.conversation import Conversation
+    from memcli.repl.render import TurnView
+
+
+class Session(Protocol):
+    """What the toolbar shows of a chat (`memcli.repl.session.ChatSession`)."""
+
+    @property
+    def engines(self) -> Any: ...
+    @property
+    def conversation(self) -> Conversation: ...
+    @property
+    def memory_size(self) -> int: ...
+    @property
+    def view(self) -> TurnView: ...
 
 SEPARATOR = " │ "
 
 
-def toolbar_parts(session: ChatSession) -> list[str]:
+def toolbar_parts(session: Session) -> list[str]:
     """The fields, most important first (the narrow-terminal cut drops from the end)."""
     engines = session.engines
     if engines.error is not None:
@@ -52,7 +66,7 @@ def fit(parts: list[str], width: int) -> str:
     return line
 
 
-def toolbar_text(session: ChatSession) -> str:
+def toolbar_text(session: Session) -> str:
     try:
         from prompt_toolkit.application import get_app
 
