@@ -154,6 +154,10 @@ def train(args: argparse.Namespace) -> Path:
                    reads_per_doc=args.reads_per_doc, max_context=args.max_context)
     raw = data.load_documents(Path(args.data))
     examples = data.build_examples(raw, range(args.first_doc, args.last_doc), mix)
+    if args.chat:  # conversational writes (recipes/chat_train.py), train split only
+        from recipes import chat_train
+
+        examples += chat_train.chat_examples(args.chat, args.seed)
     encoded = [encode(e, tokenizer) for e in examples]
     keep = [i for i, (ids, _) in enumerate(encoded) if len(ids) <= args.max_len]
     examples = [examples[i] for i in keep]
@@ -260,6 +264,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--qa-rate", type=float, default=0.08)
     p.add_argument("--absent-rate", type=float, default=0.1)
     p.add_argument("--reads-per-doc", type=int, default=1)
+    p.add_argument("--chat", type=int, default=0, metavar="N",
+                   help="also train on the write calls of N conversations of the train split "
+                        "of recipes/chat_data.py (recipes/chat_train.py; 400 give ~1,000)")
     p.add_argument("--max-context", type=int, default=None,
                    help="characters of preceding text in write examples (default: as the "
                    "runtime, up to 1500)")

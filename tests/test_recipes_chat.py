@@ -1,0 +1,85 @@
+"""Conversational training examples (recipes/chat_train.py): the write calls `memcli
+chat` makes, with the told fact as the target, from the train split only."""
+
+from __future__ import annotations
+
+from memcli import protocol
+from memcli.runtime import prompts
+from recipes import chat_data, chat_train
+from recipes.data import IM_END, render_chat
+
+CONVERSATION = {
+    "id": "fixture",
+    "turns": [
+        {"user": "Dana Whitfield resides in Oslo.",
+         "facts": [["Dana Whitfield", "residence", "Oslo"]], "category": "name"},
+        {"user": "She is employed by Helix Bank.",
+         "facts": [["Dana Whitfield", "employer", "Helix Bank"]], "category": "pronoun"},
+        {"user": "Dana Whitfield does not live in Lyon.", "facts": [], "category": "negation"},
+        {"user": "Who employs Dana Whitfield?", "answer": ["Helix Bank"],
+         "category": "paraphrase"},
+        {"user": "Dana Whitfield relocated to Bergen this spring.",
+         "facts": [["Dana Whitfield", "residence", "Bergen"]],
+         "superseded": [["Dana Whitfield", "residence", "Oslo"]], "category": "update"},
+    ],
+}
+
+
+def _prompt(sentence: str, context: str) -> str:
+    return render_chat(prompts.write_messages(sentence, context, few_shot=False)) + (
+        protocol.WRITE_HEAD)
+
+
+def test_one_example_per_stated_sentence_exactly_as_the_runtime_renders_it():
+    examples = list(chat_train.conversation_examples(CONVERSATION, 7))
+    assert [e.kind for e in examples] == ["chat-write"] * 3  # no write for the denial
+    assert [e.target for e in examples] == [
+        "Dana Whitfield>>residence>>Oslo})" + IM_END,
+        "Dana Whitfield>>employer>>Helix Bank})" + IM_END,  # "She" resolved to the name
+        "Dana Whitfield>>residence>>Bergen})" + IM_END,
+    ]
+    first, second, update = examples
+    assert first.segments[0] == (_prompt("Dana Whitfield resides in Oslo.", ""), False)
+    assert second.segments[0] == (_prompt(
+        "Dana Whitfield is employed by Helix Bank.",
+        "Dana Whitfield resides in Oslo. Noted: Dana Whitfield - residence: Oslo."), False)
+    # The context holds the earlier turns and memcli's replies (the answer to a question
+    # as the expected answer), cut to whole sentences as the runtime cuts it.
+    assert update.segments[0] == (_prompt(
+        "Dana Whitfield relocated to Bergen this spring.",
+        prompts.trim_context(
+            "Dana Whitfield resides in Oslo. Noted: Dana Whitfield - residence: Oslo. "
+            "She is employed by Helix Bank. Noted: Dana Whitfield - employer: Helix Bank. "
+            "Dana Whitfield does not live in Lyon. Who employs Dana Whitfield? Helix Bank.")),
+        False)
+    assert all(not trained for _, trained in (e.segments[0] for e in examples))
+
+
+def test_a_fact_the_resolved_sentence_does_not_spell_is_not_taught():
+    conversation = {"id": "x", "turns": [
+        {"user": "They moved to Oslo.", "facts": [["Dana Whitfield", "residence", "Oslo"]],
+         "category": "pronoun"},
+    ]}
+    assert list(chat_train.conversation_examples(conversation, 0)) == []
+
+
+def test_train_split_only_and_every_target_is_a_valid_write_of_its_sentence():
+    examples = chat_train.chat_examples(60)
+    assert len(examples) > 100
+    held_out = set(chat_data.FIRST["dev"]) | set(chat_data.FIRST["test"]) | set(
+        chat_data.LAST["dev"]) | set(chat_data.LAST["test"])
+    for example in examples:
+        words = set(example.text.replace(">", " ").replace(".", " ").split())
+        assert not words & held_out, example.text
+        call = protocol.WRITE_HEAD + example.target.removesuffix(IM_END)
+        triples = protocol.parse_write(call)
+        assert triples, call
+        sentence = example.segments[0][0].rsplit("Sentence: ", 1)[1].split("<|im_end|>")[0]
+        for t in triples:
+            assert chat_train._spelled_in(sentence, t.subject), (sentence, t)
+            assert chat_train._spelled_in(sentence, t.object), (sentence, t)
+
+
+def test_examples_are_deterministic():
+    assert [e.text for e in chat_train.chat_examples(20)] == [
+        e.text for e in chat_train.chat_examples(20)]
