@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from memcli import paths
-from memcli.errors import ModelError, NotFoundError, UsageError
+from memcli.errors import ModelError, NotFoundError, UsageError, unreadable
 
 # Package data (memcli/models/, found by `paths.shipped`); tests swap in other files.
 REGISTRY_FILE = "registry.json"
@@ -272,12 +272,8 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                 return _parse(path, buf, size)
     except ModelError:
         raise
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a directory, not a GGUF file") from None
     except OSError as exc:
-        raise ModelError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ModelError(unreadable(str(path), exc, "a GGUF file")) from None
     except _Truncated as exc:
         raise ModelError(
             f"{path}: truncated: expected at least {exc.needed} bytes, found {size}"

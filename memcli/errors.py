@@ -8,6 +8,16 @@ class MemcliError(Exception):
     exit_code = 1
 
 
+def unreadable(shown: str, exc: OSError, expected: str = "") -> str:
+    """Why the file `shown` could not be opened or read, as every one-line error says it:
+    `no such file`, `is a directory` (`, not EXPECTED`), else `cannot read: REASON`."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{shown}: no such file"
+    if isinstance(exc, IsADirectoryError):
+        return f"{shown}: is a directory" + (f", not {expected}" if expected else "")
+    return f"{shown}: cannot read: {exc.strerror or exc}"
+
+
 class UsageError(MemcliError):
     """The request itself is wrong (bad name, unknown id, conflicting options)."""
 

@@ -26,6 +26,7 @@ from memcli.errors import (
     UndoError,
     UnknownRelationError,
     UsageError,
+    unreadable,
 )
 from memcli.store import names, safety
 from memcli.store.schema import SCHEMA_VERSION, SINGLE_VALUED, SQLITE_MAGIC, migrate
@@ -1109,7 +1110,7 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
             with path.open("rb") as handle:
                 magic = handle.read(len(SQLITE_MAGIC))
         except OSError as exc:
-            raise DatabaseError(f"{path}: cannot read: {exc.strerror}") from None
+            raise DatabaseError(unreadable(str(path), exc)) from None
         if magic != SQLITE_MAGIC:
             raise DatabaseError(f"{path}: not an SQLite database; file left untouched")
         safety.identify_memory(path, SCHEMA_VERSION)  # read-only: a refusal changes nothing

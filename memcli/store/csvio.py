@@ -12,11 +12,11 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from memcli.errors import ImportFailed, MemcliError
+from memcli.errors import ImportFailed, MemcliError, unreadable
 from memcli.store import bulk, names, safety
 from memcli.store.core import TripleStore, now
 
@@ -46,19 +46,7 @@ class ImportReport:
     dry_run: bool = False
 
     def as_dict(self) -> dict:
-        return {
-            "file": self.file,
-            "rows": self.rows,
-            "added": self.added,
-            "duplicates_in_file": self.duplicates_in_file,
-            "duplicates_in_memory": self.duplicates_in_memory,
-            "superseded": self.superseded,
-            "errors": self.errors,
-            "error_count": self.error_count,
-            "batch_id": self.batch_id,
-            "rejects_file": self.rejects_file,
-            "dry_run": self.dry_run,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -83,12 +71,8 @@ def read_source(path: str, limit: int = MAX_TEXT_BYTES) -> tuple[str, bytes]:
         else:
             with open(path, "rb") as handle:
                 label, data = path, handle.read(limit + 1)
-    except FileNotFoundError:
-        raise MemcliError(f"{shown}: no such file") from None
-    except IsADirectoryError:
-        raise MemcliError(f"{shown}: is a directory") from None
     except OSError as exc:
-        raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+        raise MemcliError(unreadable(shown, exc)) from None
     if len(data) > limit:
         raise MemcliError(f"{safety.printable(label)}: larger than {limit >> 20} MiB; "
                           "split it into smaller files")
@@ -134,12 +118,8 @@ class Lines:
         else:
             try:
                 self._handle = open(path, "rb")  # noqa: SIM115 (closed at the end or on error)
-            except FileNotFoundError:
-                raise MemcliError(f"{shown}: no such file") from None
-            except IsADirectoryError:
-                raise MemcliError(f"{shown}: is a directory") from None
             except OSError as exc:
-                raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+                raise MemcliError(unreadable(shown, exc)) from None
             try:
                 info = os.fstat(self._handle.fileno())
                 self.size = info.st_size if stat.S_ISREG(info.st_mode) else None
@@ -184,8 +164,7 @@ class Lines:
                 block = self._handle.read(_BLOCK)
             except OSError as exc:
                 self.close()
-                shown = safety.printable(self.label)
-                raise MemcliError(f"{shown}: cannot read: {exc.strerror}") from None
+                raise MemcliError(unreadable(safety.printable(self.label), exc)) from None
             if not block:
                 break
             self.bytes_read += len(block)

@@ -138,24 +138,18 @@ def _same_file(a: Path, b: Path) -> bool:
 def atomic_output(target: Path, *, binary: bool = False) -> Iterator[IO]:
     """A file in `target`'s directory that replaces `target` only when the block ends
     without error; on error (or Ctrl-C) `target` is left as it was."""
-    shown = printable(str(target))
+    partial = temporary_beside(target)
     try:
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                    suffix=".partial")
-    except OSError as exc:
-        raise MemcliError(f"{shown}: cannot write: {exc.strerror}") from None
-    partial = Path(temp)
-    try:
-        os.chmod(partial, _mode_for(target))
         if binary:
-            handle: IO = os.fdopen(fd, "wb")
+            handle: IO = open(partial, "wb")  # noqa: SIM115 (closed by the `with` below)
         else:
-            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+            handle = open(partial, "w", encoding="utf-8", newline="")  # noqa: SIM115
         with handle:
             yield handle
         partial.replace(target)
     except OSError as exc:
-        raise MemcliError(f"{shown}: cannot write: {exc.strerror or exc}") from None
+        raise MemcliError(f"{printable(str(target))}: cannot write: {exc.strerror or exc}"
+                          ) from None
     finally:
         partial.unlink(missing_ok=True)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
-from memcli.errors import ImportFailed, MemcliError, UsageError
+from memcli.errors import ImportFailed, MemcliError, UsageError, unreadable
 from memcli.store import csvio, names, safety, verify
 from memcli.store.core import TripleStore, check_name
 from memcli.store.schema import SQLITE_MAGIC
@@ -183,7 +183,7 @@ def read_snapshot(path: str) -> list[Row]:
             with open(path, "rb") as handle:
                 magic = handle.read(len(SQLITE_MAGIC))
         except OSError as exc:
-            raise MemcliError(f"{safety.printable(path)}: cannot read: {exc.strerror}") from None
+            raise MemcliError(unreadable(safety.printable(path), exc)) from None
         if magic == SQLITE_MAGIC:
             return _read_sqlite(Path(path))
     lines = csvio.Lines(path)
