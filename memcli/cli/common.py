@@ -80,15 +80,16 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def confirm(question: str, refusal: str, *, yes: bool) -> None:
+def confirm(question: str, refusal: str, *, yes: bool, can_ask: bool | None = None) -> None:
     """The rule every destructive command follows: with --yes it goes ahead; at a
-    terminal it asks (default no); off a terminal it refuses in one line that names
-    --yes. Refused or declined, it changes nothing and exits with 2."""
+    terminal it asks (default no); off a terminal (or with `can_ask=False`: the
+    REPL's `/mem`, whose input is the chat's) it refuses in one line that names --yes.
+    Refused or declined, it changes nothing and exits with 2."""
     from memcli.errors import UsageError
 
     if yes:
         return
-    if not interactive():
+    if not (interactive() if can_ask is None else can_ask):
         raise UsageError(f"{refusal}; pass --yes to do so")
     try:
         confirmed = typer.confirm(question, default=False, err=True)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
-from memcli.cli.common import DbOption, JsonOption, YesOption, confirm, interactive
-from memcli.cli.output import ProgressBar, counted, err, json_line, note, out, print_table
+from memcli.cli.common import DbOption, JsonOption, YesOption
+from memcli.cli.output import CLI, Output, counted
 from memcli.errors import MemcliError, UsageError
 from memcli.store.core import Batch, Change, Fact, TripleStore
 from memcli.syntax import fact_text, update_text
@@ -31,14 +33,52 @@ def open_store(db: Path | None) -> TripleStore:
     return TripleStore(db)
 
 
+Work = Callable[..., Any]
+WORK: dict[str, Work] = {}  # `memcli mem NAME` and the REPL's `/mem NAME` both run these
+
+
+def command(name: str | None = None) -> Callable[[Work], Work]:
+    """Register `work(store, out, **options)` as `memcli mem NAME`: the work of a
+    command, on an open memory, printing through an `Output`. Its options are declared
+    once, on `work`. The Typer command adds --db (before --json, else last), opens that
+    memory and prints with the CLI's `Output`; the REPL's `/mem` parses the same options
+    and calls `work` on the chat's memory with its own (`memcli.repl.mem`)."""
+
+    def register(work: Work) -> Work:
+        WORK[name or work.__name__] = work
+        app.command(name)(_on_db(work))
+        return work
+
+    return register
+
+
+def _on_db(work: Work) -> Work:
+    signature = inspect.signature(work, eval_str=True)
+    options = list(signature.parameters.values())[2:]  # after (store, out)
+    at = next((i for i, p in enumerate(options) if p.name == "as_json"), len(options))
+    db = inspect.Parameter(
+        "db", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=DbOption
+    )
+    options.insert(at, db)
+
+    @functools.wraps(work)
+    def run(*, db: Path | None = None, **values: Any) -> Any:
+        with open_store(db) as store:
+            return work(store, CLI, **values)
+
+    run.__signature__ = signature.replace(parameters=options)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in options}
+    return run
+
+
 def triple_line(t: Fact) -> str:
     return fact_text(t.subject, t.relation, t.object)
 
 
-def print_triples(triples: list[Fact], as_json: bool) -> None:
+def print_triples(out: Output, triples: list[Fact], as_json: bool) -> None:
     if as_json:
         for t in triples:
-            json_line(t.as_dict())
+            out.json(t.as_dict())
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     whole = _short([t.source for t in triples])
@@ -47,7 +87,7 @@ def print_triples(triples: list[Fact], as_json: bool) -> None:
                          no_wrap=column == "source" and whole, overflow="fold")  # fmt: skip
     for t in triples:
         table.add_row(str(t.id), t.subject, t.relation, t.object, t.source)
-    print_table(table)
+    out.table(table)
 
 
 SHORT = 32  # a value at most this long is kept on one line in a table
@@ -95,30 +135,30 @@ def chain_text(chain: list[Fact]) -> str:
     return " → ".join(parts)
 
 
-def _superseded_note(superseded: tuple[Fact, ...], new: Fact) -> None:
+def _superseded_note(out: Output, superseded: tuple[Fact, ...], new: Fact) -> None:
     for old in superseded:
         change = update_text(old.subject, old.relation, old.object, new.object)
-        note(f"superseded {old.id}: {change}")
+        out.note(f"superseded {old.id}: {change}")
 
 
-@app.command()
+@command()
 def add(
+    store: TripleStore,
+    out: Output,
     subject: Annotated[str, typer.Argument(help="Who or what the fact is about.")],
     relation: Annotated[str, typer.Argument(help="A relation name, e.g. 'country'.")],
     object: Annotated[str, typer.Argument(help="The value.")],
     source: Annotated[str, typer.Option(help="Where the fact comes from.")] = "manual",
     new_relation: NewRelation = False,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add one fact; prints its id. Adding a fact memory already holds changes nothing.
 
     For a single-valued relation (see `memcli mem relations`) a new object replaces the
     subject's current one, which is kept as history (`memcli mem show ID`)."""
-    with open_store(db) as store:
-        result = store.add(subject, relation, object, source, new_relation=new_relation)
+    result = store.add(subject, relation, object, source, new_relation=new_relation)
     if as_json:
-        json_line(
+        out.json(
             {
                 **result.triple.as_dict(),
                 "created": result.created,
@@ -127,56 +167,58 @@ def add(
         )
     elif result.created:
         out.print(result.triple.id)
-        _superseded_note(result.superseded, result.triple)
+        _superseded_note(out, result.superseded, result.triple)
     else:
         out.print(result.triple.id)
-        note(f"already in memory as {result.triple.id}: {triple_line(result.triple)}")
+        out.note(f"already in memory as {result.triple.id}: {triple_line(result.triple)}")
 
 
-@app.command()
+@command()
 def edit(
+    store: TripleStore,
+    out: Output,
     triple_id: Annotated[int, typer.Argument(metavar="ID", help="The fact to change.")],
     subject: Annotated[str | None, typer.Option(help="New subject.")] = None,
     relation: Annotated[str | None, typer.Option(help="New relation.")] = None,
     object: Annotated[str | None, typer.Option("--object", help="New object.")] = None,
     new_relation: NewRelation = False,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change the subject, relation or object of a fact (its id stays)."""
     if subject is None and relation is None and object is None:
         raise UsageError("say what to change: --subject, --relation and/or --object")
-    with open_store(db) as store:
-        triple = store.edit(triple_id, subject, relation, object, new_relation=new_relation)
+    triple = store.edit(triple_id, subject, relation, object, new_relation=new_relation)
     if as_json:
-        json_line(triple.as_dict())
+        out.json(triple.as_dict())
     else:
-        note(f"edited {triple.id}: {triple_line(triple)}")
+        out.note(f"edited {triple.id}: {triple_line(triple)}")
 
 
-@app.command()
+@command()
 def supersede(
+    store: TripleStore,
+    out: Output,
     triple_id: Annotated[
         int, typer.Argument(metavar="ID", help="The fact that stopped being true.")
     ],
     object: Annotated[str, typer.Option("--object", help="What is true now.")],
     source: Annotated[str, typer.Option(help="Where the new fact comes from.")] = "manual",
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replace a fact by a new one with another object, keeping the old one as history
     (for multi-valued relations too: "now works for …"). Prints the new fact's id."""
-    with open_store(db) as store:
-        result = store.supersede(triple_id, object=object, source=source)
+    result = store.supersede(triple_id, object=object, source=source)
     if as_json:
-        json_line({**result.triple.as_dict(), "superseded": [t.id for t in result.superseded]})
+        out.json({**result.triple.as_dict(), "superseded": [t.id for t in result.superseded]})
         return
     out.print(result.triple.id)
-    _superseded_note(result.superseded, result.triple)
+    _superseded_note(out, result.superseded, result.triple)
 
 
-@app.command()
+@command()
 def rm(
+    store: TripleStore,
+    out: Output,
     ids: Annotated[
         list[int] | None, typer.Argument(metavar="[ID]...", help="Facts to remove.")
     ] = None,
@@ -187,7 +229,6 @@ def rm(
     object: Annotated[str | None, typer.Option("--object", help="…and this object.")] = None,
     yes: YesOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go.")] = False,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Remove facts by id, or every fact matching --subject/--relation/--object.
@@ -195,36 +236,35 @@ def rm(
     by_match = any(v is not None for v in (subject, relation, object))
     if bool(ids) == by_match:
         raise UsageError("give fact ids, or --subject/--relation/--object, not both")
-    with open_store(db) as store:
-        if ids:
-            targets = [store.get(i) for i in dict.fromkeys(ids)]
-        else:
-            targets = store.find(subject, relation, object)
-        if not targets:
-            note("nothing matches; nothing removed")
-            return
-        if dry_run:
-            print_triples(targets, as_json)
-            note(f"would remove {counted(len(targets), 'fact')}")
-            return
-        if by_match:
-            if interactive() and not yes:
-                print_triples(targets[:20], False)
-            more = f" (showing 20 of {len(targets)})" if len(targets) > 20 else ""
-            confirm(
-                f"Remove {counted(len(targets), 'fact')}{more}?",
-                f"{counted(len(targets), 'fact')} match (see --dry-run)",
-                yes=yes,
-            )
-        removed = store.remove([t.id for t in targets])
+    if ids:
+        targets = [store.get(i) for i in dict.fromkeys(ids)]
+    else:
+        targets = store.find(subject, relation, object)
+    if not targets:
+        out.note("nothing matches; nothing removed")
+        return
+    if dry_run:
+        print_triples(out, targets, as_json)
+        out.note(f"would remove {counted(len(targets), 'fact')}")
+        return
+    if by_match:
+        if out.interactive and not yes:
+            print_triples(out, targets[:20], False)
+        more = f" (showing 20 of {len(targets)})" if len(targets) > 20 else ""
+        out.confirm(
+            f"Remove {counted(len(targets), 'fact')}{more}?",
+            f"{counted(len(targets), 'fact')} match (see --dry-run)",
+            yes=yes,
+        )
+    removed = store.remove([t.id for t in targets])
     if as_json:
         for t in removed:
-            json_line(t.as_dict())
-    note(f"removed {counted(len(removed), 'fact')}; `memcli mem undo` restores them")
+            out.json(t.as_dict())
+    out.note(f"removed {counted(len(removed), 'fact')}; `memcli mem undo` restores them")
 
 
 @contextmanager
-def _every_error() -> Iterator[None]:
+def _every_error(out: Output) -> Iterator[None]:
     """A refused import or restore lists its errors (up to the store's cap, then how many
     more), one `FILE:LINE: field: problem` a line, then says in one line that memory is
     unchanged."""
@@ -236,14 +276,16 @@ def _every_error() -> Iterator[None]:
         if len(exc.errors) <= 1:
             raise
         for line in exc.errors:
-            err.print(line, markup=False, highlight=False)
+            out.error_line(line)
         if exc.total > len(exc.errors):
-            note(f"… and {exc.total - len(exc.errors)} more errors")
+            out.note(f"… and {exc.total - len(exc.errors)} more errors")
         raise MemcliError(f"{counted(exc.total, 'error')}; memory unchanged") from None
 
 
-@app.command("ls")
+@command("ls")
 def list_(
+    store: TripleStore,
+    out: Output,
     subject: Annotated[str | None, typer.Option(help="Only facts with this subject.")] = None,
     relation: Annotated[str | None, typer.Option(help="Only facts with this relation.")] = None,
     object: Annotated[str | None, typer.Option("--object", help="Only this object.")] = None,
@@ -253,19 +295,17 @@ def list_(
         bool,
         typer.Option("--history", help="Also list superseded facts, with what replaced them."),
     ] = False,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List current facts, oldest first. Names match ignoring case and spacing."""
-    with open_store(db) as store:
-        triples = store.find(subject, relation, object, source, limit, history=history)
-        if history and not as_json:
-            _print_history(store, triples)
-            return
-    print_triples(triples, as_json)
+    triples = store.find(subject, relation, object, source, limit, history=history)
+    if history and not as_json:
+        _print_history(out, triples)
+        return
+    print_triples(out, triples, as_json)
 
 
-def _print_history(store: TripleStore, triples: list[Fact]) -> None:
+def _print_history(out: Output, triples: list[Fact]) -> None:
     """Current and superseded facts: `no → 2` names the fact that replaced one (its date
     and batch are in `memcli mem show ID`). Sources are left out to fit 80 columns."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
@@ -275,22 +315,22 @@ def _print_history(store: TripleStore, triples: list[Fact]) -> None:
     for t in triples:
         state = "yes" if t.current else f"no → {t.superseded_by}"
         table.add_row(str(t.id), t.subject, t.relation, t.object, state)
-    print_table(table)
+    out.table(table)
 
 
-@app.command()
+@command()
 def show(
+    store: TripleStore,
+    out: Output,
     triple_id: Annotated[int, typer.Argument(metavar="ID")],
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one fact with its source and history."""
-    with open_store(db) as store:
-        triple = store.get(triple_id)
-        changes = store.history(triple_id)
-        chain = store.chain(triple_id)
+    triple = store.get(triple_id)
+    changes = store.history(triple_id)
+    chain = store.chain(triple_id)
     if as_json:
-        json_line(
+        out.json(
             {
                 **triple.as_dict(),
                 "history": [c.as_dict() for c in changes],
@@ -312,44 +352,45 @@ def show(
         out.print(f"  batch {change.batch_id} {change.at}: {_change_text(change)}")
 
 
-@app.command()
+@command()
 def search(
+    store: TripleStore,
+    out: Output,
     text: Annotated[str, typer.Argument(help="What to look for (approximate).")],
     limit: Annotated[int, typer.Option(help="At most this many matches.", min=1)] = 10,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Find entities and relations whose names resemble TEXT, best match first."""
     from memcli.store.matching import search as run_search
 
-    with open_store(db) as store:
-        matches = run_search(store, text, limit)
+    matches = run_search(store, text, limit)
     if as_json:
         for m in matches:
-            json_line(m.as_dict())
+            out.json(m.as_dict())
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for column in ("score", "kind", "name", "facts"):
         table.add_column(column, justify="right" if column in ("score", "facts") else "left")
     for m in matches:
         table.add_row(f"{m.score:.0f}", m.kind, m.name, str(m.triples))
-    print_table(table)
+    out.table(table)
 
 
-@app.command()
-def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
+@command()
+def stats(store: TripleStore, out: Output, as_json: JsonOption = False) -> None:
     """How much memory holds, and where it lives."""
-    with open_store(db) as store:
-        figures = store.stats()
+    figures = store.stats()
     if as_json:
-        json_line(figures)
+        out.json(figures)
         return
     for name, value in figures.items():
         out.print(f"{name.replace('_', ' ')}: {value}")
 
 
-@app.command()
+@command()
 def relations(
+    store: TripleStore,
+    out: Output,
     add: Annotated[
         list[str] | None, typer.Option("--add", help="Add a relation name (repeatable).")
     ] = None,
@@ -365,29 +406,27 @@ def relations(
         list[str] | None,
         typer.Option("--multi", help="Make a relation multi-valued (repeatable)."),
     ] = None,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the relation names memory knows, with their cardinality and how many current
     facts use each; or add relations, or change their cardinality (one undoable batch)."""
-    with open_store(db) as store:
-        for name in add or []:
-            rid, created = store.add_relation(name)
-            note(f"added relation {rid}: {name}" if created else f"{name!r} is already known")
-        for names_, is_single in ((single, True), (multi, False)):
-            if names_:
-                batch = store.set_cardinality(names_, is_single)
-                kind = "single" if is_single else "multi"
-                note(
-                    f"{', '.join(names_)}: {kind}-valued"
-                    + (f"; batch {batch}" if batch else " already; nothing changed")
-                )
-        if add or single or multi:
-            return
-        rows = store.relations()
+    for name in add or []:
+        rid, created = store.add_relation(name)
+        out.note(f"added relation {rid}: {name}" if created else f"{name!r} is already known")
+    for names_, is_single in ((single, True), (multi, False)):
+        if names_:
+            batch = store.set_cardinality(names_, is_single)
+            kind = "single" if is_single else "multi"
+            out.note(
+                f"{', '.join(names_)}: {kind}-valued"
+                + (f"; batch {batch}" if batch else " already; nothing changed")
+            )
+    if add or single or multi:
+        return
+    rows = store.relations()
     if as_json:
         for row in rows:
-            json_line(row)
+            out.json(row)
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for column in ("id", "name", "wikidata", "values", "facts"):
@@ -400,11 +439,13 @@ def relations(
             row["cardinality"],
             str(row["triples"]),
         )
-    print_table(table)
+    out.table(table)
 
 
-@app.command("import")
+@command("import")
 def import_(
+    store: TripleStore,
+    out: Output,
     file: Annotated[str, typer.Argument(metavar="FILE", help="CSV or TSV file, or - for stdin.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and count; change nothing.")
@@ -425,7 +466,6 @@ def import_(
             "kept as history.",
         ),
     ] = False,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Import facts from CSV/TSV with a header `subject,relation,object[,source]`.
@@ -437,7 +477,7 @@ def import_(
     """
     from memcli.store.csvio import import_triples
 
-    with _every_error(), open_store(db) as store, ProgressBar("checking rows") as bar:
+    with _every_error(out), out.progress("checking rows") as bar:
         report = import_triples(
             store,
             file,
@@ -449,13 +489,13 @@ def import_(
             supersede=supersede,
         )
     if as_json:
-        json_line(report.as_dict())
+        out.json(report.as_dict())
     for line in report.errors:
-        err.print(line, markup=False, highlight=False)
+        out.error_line(line)
     if report.error_count > len(report.errors):
-        note(f"… and {report.error_count - len(report.errors)} more errors")
+        out.note(f"… and {report.error_count - len(report.errors)} more errors")
     verb = "would add" if dry_run else "added"
-    note(
+    out.note(
         f"{verb} {report.added} of {counted(report.rows, 'row')}; duplicates: "
         f"{report.duplicates_in_file} in file, {report.duplicates_in_memory} already in memory; "
         f"errors: {report.error_count}"
@@ -467,8 +507,10 @@ def import_(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def export(
+    store: TripleStore,
+    out: Output,
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="File to write (default: stdout).")
     ] = None,
@@ -480,20 +522,21 @@ def export(
             help="jsonl (default), csv, nt or sqlite; guessed from the file name when omitted.",
         ),
     ] = None,
-    db: DbOption = None,
 ) -> None:
     """Write a snapshot of memory. jsonl and sqlite keep everything (restore gives back
     exactly the same memory); csv is what `import` reads; nt is N-Triples for RDF tools."""
     from memcli.store import snapshots
 
     chosen = snapshots.format_for(output, fmt)
-    with open_store(db) as store:
-        count = snapshots.export(store, output, chosen)
-    note(f"exported {counted(count, 'fact')} as {chosen}" + (f" to {output}" if output else ""))
+    with out.stream() as stream:
+        count = snapshots.export(store, output, chosen, stdout=stream)
+    out.note(f"exported {counted(count, 'fact')} as {chosen}" + (f" to {output}" if output else ""))
 
 
-@app.command()
+@command()
 def restore(
+    store: TripleStore,
+    out: Output,
     snapshot: Annotated[
         str, typer.Argument(help="A jsonl, csv or sqlite snapshot from `export`, or -.")
     ],
@@ -505,7 +548,6 @@ def restore(
         bool,
         typer.Option("--allow-empty", help="Accept a snapshot with no facts (it empties memory)."),
     ] = False,
-    db: DbOption = None,
 ) -> None:
     """Replace memory with a snapshot (one batch: `memcli mem undo` reverts it).
 
@@ -515,49 +557,48 @@ def restore(
     terminal; an empty snapshot needs --allow-empty."""
     from memcli.store import snapshots
 
-    with open_store(db) as store:
-        held = 0 if merge else store.count()
-        if held:
-            confirm(
-                f"Replace all {counted(held, 'fact')} in memory?",
-                f"restore replaces all {counted(held, 'fact')} in memory (--merge adds the "
-                "snapshot's facts instead; `memcli mem undo` takes either back)",
-                yes=yes,
-            )
-        batch_id, removed, added = snapshots.restore(
-            store, snapshot, merge=merge, allow_empty=allow_empty
+    held = 0 if merge else store.count()
+    if held:
+        out.confirm(
+            f"Replace all {counted(held, 'fact')} in memory?",
+            f"restore replaces all {counted(held, 'fact')} in memory (--merge adds the "
+            "snapshot's facts instead; `memcli mem undo` takes either back)",
+            yes=yes,
         )
-    note(
+    batch_id, removed, added = snapshots.restore(
+        store, snapshot, merge=merge, allow_empty=allow_empty
+    )
+    out.note(
         f"restored {snapshot}: removed {removed}, added {added}"
         + (f"; batch {batch_id}" if batch_id else "")
     )
 
 
-@app.command()
+@command()
 def log(
+    store: TripleStore,
+    out: Output,
     limit: Annotated[int, typer.Option(help="Show this many batches.", min=1)] = 20,
     batch: Annotated[
         int | None, typer.Option(help="Show the changes of this batch instead.")
     ] = None,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The change log: every add, edit, removal, import, restore and undo, newest first."""
-    with open_store(db) as store:
-        if batch is not None:
-            store.get_batch(batch)
-            changes = store.batch_changes(batch, limit)
-            if as_json:
-                for c in changes:
-                    json_line(c.as_dict())
-                return
+    if batch is not None:
+        store.get_batch(batch)
+        changes = store.batch_changes(batch, limit)
+        if as_json:
             for c in changes:
-                out.print(f"{c.triple_id}: {_change_text(c)}", markup=False)
+                out.json(c.as_dict())
             return
-        batches = store.log(limit)
+        for c in changes:
+            out.print(f"{c.triple_id}: {_change_text(c)}")
+        return
+    batches = store.log(limit)
     if as_json:
         for b in batches:
-            json_line(b.as_dict())
+            out.json(b.as_dict())
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for column in ("batch", "when (UTC)", "kind", "changes", "description", "undone"):
@@ -572,20 +613,20 @@ def log(
             b.description,
             f"by {b.undone_by}" if b.undone_by else "",
         )
-    print_table(table)
+    out.table(table)
 
 
-@app.command()
+@command()
 def undo(
+    store: TripleStore,
+    out: Output,
     batch: Annotated[
         int | None, typer.Option(help="Undo this batch (when nothing later depends on it).")
     ] = None,
-    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Revert the latest batch of changes exactly (a whole import, restore or rm is one)."""
-    with open_store(db) as store:
-        reverted: Batch = store.undo(batch)
+    reverted: Batch = store.undo(batch)
     if as_json:
-        json_line(reverted.as_dict())
-    note(f"undid batch {reverted.id} ({reverted.kind}: {reverted.description})")
+        out.json(reverted.as_dict())
+    out.note(f"undid batch {reverted.id} ({reverted.kind}: {reverted.description})")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -59,23 +62,41 @@ _UNSAFE_IN_JSON = re.compile(
 )
 
 
-def json_line(obj: Any) -> None:
+def json_text(obj: Any) -> str:
     """One JSON object; characters that could drive a terminal (they can only be inside
     strings) are written as \\u escapes, which JSON reads back as the same text."""
     text = json.dumps(obj, ensure_ascii=False)
-    sys.stdout.write(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def print_table(table: Any) -> None:
-    """A Rich table on stdout without the trailing padding Rich leaves on each line."""
+def json_line(obj: Any) -> None:
+    """`json_text` as one line on stdout."""
+    sys.stdout.write(json_text(obj) + "\n")
+
+
+def table_text(table: Any, console: Console | None = None) -> str:
+    """A Rich table as `console` (default: `out`) renders it, without the trailing
+    padding Rich leaves on each line."""
     for column in getattr(table, "columns", ()):
         cells = getattr(column, "_cells", None)
         if cells is not None:  # cells from memory: escaped, never markup
             column._cells = [cell(c) if isinstance(c, str) else c for c in cells]
-    with out.capture() as captured:
-        out.print(table)
-    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
-    sys.stdout.write(text + "\n")
+    console = console or out
+    with console.capture() as captured:
+        console.print(table)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
+def print_table(table: Any) -> None:
+    """A Rich table on stdout (`table_text`)."""
+    sys.stdout.write(table_text(table) + "\n")
+
+
+def plain_console(width: int) -> Console:
+    """A console like `out` that renders to text, `width` columns wide, without styles
+    (the REPL's `/mem` shows that text in its view)."""
+    return _SafeConsole(file=io.StringIO(), width=width, color_system=None,
+                        force_terminal=False, soft_wrap=True, highlight=False, markup=False)
 
 
 class ProgressBar:
@@ -83,13 +104,16 @@ class ProgressBar:
     otherwise (so pipes and tests see only data and messages). `update(done, total)`;
     a `unit` adds a rate ("3.2 sentences/s"). A context manager, or call `close()`."""
 
-    def __init__(self, label: str, total: int | None = None, unit: str | None = None):
+    def __init__(
+        self, label: str, total: int | None = None, unit: str | None = None, *,
+        quiet: bool = False,
+    ):
         import time
 
         self.unit = unit
         self.started = time.perf_counter()
         self.bar: Any = None
-        self.shown = sys.stderr.isatty() and total != 0
+        self.shown = not quiet and sys.stderr.isatty() and total != 0
         if not self.shown:
             return
         from rich.progress import (
@@ -133,3 +157,51 @@ class ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Output:
+    """Where a command's results go, for the work shared by a CLI command and the REPL
+    (`memcli.cli.mem`). This one is the CLI's: data on stdout, messages on stderr, a
+    progress bar at a terminal, a question when stdin is one. The REPL's `/mem` gives
+    one that shows them in its view, with no one to ask (`memcli.repl.mem`)."""
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a question can be put to a person."""
+        from memcli.cli.common import interactive
+
+        return interactive()
+
+    def print(self, data: object) -> None:
+        """A line of data."""
+        out.print(data)
+
+    def table(self, table: Any) -> None:
+        print_table(table)
+
+    def json(self, obj: Any) -> None:
+        json_line(obj)
+
+    def note(self, message: str) -> None:
+        note(message)
+
+    def error_line(self, line: str) -> None:
+        """One of several errors listed before the one-line error that ends a command."""
+        err.print(line, markup=False, highlight=False)
+
+    def progress(self, label: str) -> ProgressBar:
+        return ProgressBar(label)
+
+    @contextmanager
+    def stream(self) -> Iterator[IO[str]]:
+        """Where data too large for `print` (an export) is written."""
+        yield sys.stdout
+
+    def confirm(self, question: str, refusal: str, *, yes: bool) -> None:
+        """`common.confirm`, asking only when `interactive`."""
+        from memcli.cli.common import confirm
+
+        confirm(question, refusal, yes=yes, can_ask=self.interactive)
+
+
+CLI = Output()

@@ -9,11 +9,8 @@ from __future__ import annotations
 import difflib
 import json
 import shlex
-import sys
 from collections.abc import Callable, Sequence
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -238,19 +235,11 @@ def undo(session: Session, args: str) -> None:
 # -- memory commands ----------------------------------------------------------------------
 
 
-_mem_group: Any = None
-
-
 def mem_group() -> Any:
-    """The Click group behind `memcli mem`, built once."""
-    global _mem_group
-    if _mem_group is None:
-        import typer
+    """The Click group behind `memcli mem` (its subcommands and options)."""
+    from memcli.repl import mem
 
-        from memcli.cli import mem
-
-        _mem_group = typer.main.get_command(mem.app)
-    return _mem_group
+    return mem.group()
 
 
 def mem_subcommands() -> list[str]:
@@ -266,48 +255,9 @@ def mem_subcommands() -> list[str]:
     usage="/mem ls|add|rm|search|… ARGS",
 )
 def mem_(session: Session, args: str) -> None:
-    import typer
+    from memcli.repl import mem
 
-    try:
-        argv = shlex.split(args)
-    except ValueError as exc:
-        raise UsageError(f"/mem {args}: {exc}") from None
-    group = mem_group()
-    if argv and argv[0] in group.commands and "--db" not in argv and not (
-        {"-h", "--help"} & set(argv)
-    ):
-        argv = [argv[0], "--db", str(session.store.path), *argv[1:]]
-    if argv[:1] == ["restore"] and not ({"--merge", "--yes", "-y"} & set(argv)):
-        raise UsageError("/mem restore replaces all of memory: add --yes (or --merge); "
-                         "/mem undo takes it back")
-    out, err = StringIO(), StringIO()
-    failure = ""
-    stdin = sys.stdin
-    try:
-        # Not a terminal: commands that would ask a question refuse instead (rm by match
-        # needs --yes), and nothing reads the REPL's own input.
-        sys.stdin = StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            group.main(argv, prog_name="/mem", standalone_mode=False)
-    except typer.Exit:
-        pass
-    except typer.Abort:
-        failure = "aborted"
-    except Exception as exc:  # Click's usage errors; MemcliError goes up as it is
-        message = getattr(exc, "format_message", None)
-        if message is None or not callable(message):
-            raise
-        failure = str(message())
-    finally:
-        sys.stdin = stdin
-        session.view.text(out.getvalue())
-        if err.getvalue().strip():
-            session.view.note(err.getvalue().rstrip("\n"))
-        session.refresh()
-    if failure and argv:
-        raise UsageError(f"/mem {argv[0]}: {failure}")
-    if failure:  # bare /mem: Click's "no arguments" error carries the help
-        session.view.text(failure)
+    mem.run(session, args)
 
 
 @command("export", "Save this conversation (with its memory calls and facts) to FILE: "

@@ -68,20 +68,24 @@ def format_for(path: str | None, requested: str | None) -> str:
 
 
 @contextmanager
-def _output(path: str | None, store: TripleStore) -> Iterator[IO[str]]:
+def _output(path: str | None, store: TripleStore, stdout: IO[str] | None) -> Iterator[IO[str]]:
     """stdout, or a temporary file beside FILE renamed onto it once complete: FILE is
     never left half written, and may not be (a -wal or -shm of) the memory in use."""
     if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
+        stream = stdout or sys.stdout
+        yield stream
+        stream.flush()
         return
     target = safety.output_target(path, safety.protected_files(store.path), what="export")
     with safety.atomic_output(target) as handle:
         yield handle
 
 
-def export(store: TripleStore, path: str | None, fmt: str) -> int:
-    """Write the whole memory to `path` (stdout when None or `-`); returns triples written."""
+def export(
+    store: TripleStore, path: str | None, fmt: str, stdout: IO[str] | None = None
+) -> int:
+    """Write the whole memory to `path` (when None or `-`: `stdout`, by default
+    sys.stdout); returns triples written."""
     if fmt == "sqlite":
         if path is None or path == "-":
             raise UsageError("an SQLite export needs -o FILE")
@@ -90,7 +94,7 @@ def export(store: TripleStore, path: str | None, fmt: str) -> int:
     store.db.execute("BEGIN")
     try:
         rows = store.db.execute(_CSV_ROWS if fmt == "csv" else _ROWS)
-        with _output(path, store) as out:
+        with _output(path, store, stdout) as out:
             if fmt == "jsonl":
                 return _write_jsonl(out, rows)
             if fmt == "csv":
