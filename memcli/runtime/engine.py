@@ -184,6 +184,14 @@ class MemoryLogic:
             )
         return WriteDone(tuple(unique), tuple(stored), batch_id, dry_run, closed)
 
+    def _drop_text(self, turn: _Turn) -> None:
+        """Remove the current call from the turn's text, as if never written (a local
+        engine also cuts it from its cache; a remote one sends the prompt without it)."""
+        turn.parser = StreamParser()
+        raw = "".join(turn.raw)
+        at = raw.rfind(OPEN)
+        turn.raw = [raw[:at]] if at >= 0 else [raw]
+
     def _feed(self, turn: _Turn, text: str, kind: str = "read") -> Iterator[Event]:
         if not text:
             return
@@ -487,10 +495,7 @@ class MemoryEngine(MemoryLogic):
         self.backend.truncate(turn.call_start)
         if turn.call_prefix:
             self.backend.eval(self.backend.tokenize(turn.call_prefix))
-        turn.parser = StreamParser()
-        raw = "".join(turn.raw)
-        at = raw.rfind(OPEN)
-        turn.raw = [raw[:at]] if at >= 0 else [raw]
+        self._drop_text(turn)
 
     # -- writing ------------------------------------------------------------------------
 

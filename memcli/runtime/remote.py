@@ -1089,19 +1089,16 @@ class RemoteEngine(MemoryLogic):
             self._drop_text(turn)
             yield CallFailed(head + body_text, failure)
             return False
-        done = self.resolve_read(turn.queries, turn.seen)
-        turn.reads.append(done)
-        if not done.kept:
-            self._drop_text(turn)
-            yield done
-            return False
-        yield from self._feed(turn, protocol.format_read_results(done.results), kind="result")
-        yield done
-        return True
+        return (yield from self._resolve(turn))
 
     def _planned(self, turn: _Turn, queries: Sequence[ReadQuery]) -> Generator[Event, None, bool]:
         """A read chosen outside the model (`plan_read`) written into the text and run."""
         yield from self._feed(turn, protocol.format_read_call(queries))
+        return (yield from self._resolve(turn))
+
+    def _resolve(self, turn: _Turn) -> Generator[Event, None, bool]:
+        """The read's `)-->` is in the text: run it, then write its results after it (kept)
+        or take the call out of the text (nothing found). Whether it was kept."""
         done = self.resolve_read(turn.queries, turn.seen)
         turn.reads.append(done)
         if not done.kept:
@@ -1111,14 +1108,6 @@ class RemoteEngine(MemoryLogic):
         yield from self._feed(turn, protocol.format_read_results(done.results), kind="result")
         yield done
         return True
-
-    def _drop_text(self, turn: _Turn) -> None:
-        """Remove the current call from the text, as if never written (the next request
-        sends the prompt without it; the server's cache keeps the common prefix)."""
-        turn.parser = StreamParser()
-        raw = "".join(turn.raw)
-        at = raw.rfind(OPEN)
-        turn.raw = [raw[:at]] if at >= 0 else [raw]
 
     # -- constrained bodies ---------------------------------------------------------------
 
