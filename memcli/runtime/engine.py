@@ -14,7 +14,6 @@ bundled 135M model rarely decides to read by itself; the adapters (recipes/) tea
 from __future__ import annotations
 
 import codecs
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +39,7 @@ from memcli.runtime.events import (
     Timing,
     WriteDone,
 )
+from memcli.runtime.reading import entities_named, name_words
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore
 
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 OPEN = "({"
 PREFILL_CHUNK = 32
-_WORD = re.compile(r"\w[\w'’.-]*", re.UNICODE)
-_POSSESSIVE = re.compile(r"['’]s$")
 
 
 @dataclass
@@ -80,22 +78,7 @@ class MemoryLogic:
         """Entities in memory named in `text` (any run of up to 8 words)."""
         if self.store is None:
             return []
-        words = [_POSSESSIVE.sub("", m.group()).rstrip(".'’") for m in _WORD.finditer(text)]
-        grams = {
-            names.key(" ".join(words[i:j]))
-            for i in range(len(words))
-            for j in range(i + 1, min(i + 8, len(words)) + 1)
-        }
-        grams.discard("")
-        if not grams:
-            return []
-        found: list[str] = []
-        keys = list(grams)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.store.db.execute(f"SELECT name FROM entities WHERE key IN ({marks})", chunk)
-            found += [row[0] for row in rows]
+        found = entities_named(self.store, name_words(text), current=False)
         return sorted(found, key=lambda n: text.lower().find(n.lower()))
 
     def run_read(self, queries: Sequence[ReadQuery]) -> tuple[list[str], list[Fact]]:

@@ -16,6 +16,7 @@ memory has nothing about that. The read is then put in the text in MemLLM's own 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -154,31 +155,45 @@ def facts_by_meaning(
     return sorted(scored.values(), key=lambda pair: -pair[1])[:limit]
 
 
-def mentioned_entities(store: TripleStore, text: str) -> list[str]:
-    """Entities in memory that `text` names: any run of up to 8 words, by key (possessive
-    "'s" dropped), and a single word that is the first word of exactly one multi-word
-    entity named by a current fact ("Dana" for "Dana Whitfield")."""
-    import re
+_WORD = re.compile(r"\w[\w'’.-]*")
+_POSSESSIVE = re.compile(r"['’]s$")
+MAX_NAME_WORDS = 8
 
-    words = [re.sub(r"['’]s$", "", w).rstrip(".'’") for w in re.findall(r"\w[\w'’.-]*", text)]
+
+def name_words(text: str) -> list[str]:
+    """The words of `text` as names are looked up: a possessive "'s" and trailing dots
+    and quotes dropped ("Rihanna's" → "Rihanna")."""
+    return [_POSSESSIVE.sub("", w).rstrip(".'’") for w in _WORD.findall(text)]
+
+
+def entities_named(store: TripleStore, words: Sequence[str], *, current: bool) -> list[str]:
+    """The entities whose key is that of a run of up to 8 of `words`; with `current`, only
+    those in a current fact (as subject or object)."""
     grams = {
         names.key(" ".join(words[i:j]))
         for i in range(len(words))
-        for j in range(i + 1, min(i + 8, len(words)) + 1)
+        for j in range(i + 1, min(i + MAX_NAME_WORDS, len(words)) + 1)
     }
     grams.discard("")
+    in_a_fact = """ AND EXISTS (SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
+        AND (t.subject_id = e.id OR t.object_id = e.id))""" if current else ""
     found: list[str] = []
     keys = list(grams)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = store.db.execute(
-            f"""SELECT e.name FROM entities e WHERE e.key IN ({marks}) AND EXISTS (
-                SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
-                AND (t.subject_id = e.id OR t.object_id = e.id))""",
-            chunk,
-        )
+            f"SELECT e.name FROM entities e WHERE e.key IN ({marks}){in_a_fact}", chunk)
         found += [row[0] for row in rows]
+    return found
+
+
+def mentioned_entities(store: TripleStore, text: str) -> list[str]:
+    """Entities in memory that `text` names: any run of up to 8 words, by key (possessive
+    "'s" dropped), and a single word that is the first word of exactly one multi-word
+    entity named by a current fact ("Dana" for "Dana Whitfield")."""
+    words = name_words(text)
+    found = entities_named(store, words, current=True)
     taken = {names.key(w) for f in found for w in f.split()}
     capitalised = {w for w in words if w[:1].isupper() and names.key(w) not in taken}
     for word in capitalised:
