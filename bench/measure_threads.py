@@ -4,7 +4,24 @@ tokens/s at 1 and 2 threads, quiet and with a busy-looping process beside us.
     python -m bench.measure_threads
 
 Not one of `make bench`'s rows (it loads the model eight times); rerun it when the rule
-in memcli/runtime/threads.py is in doubt, and update the table in its docstring.
+in memcli/runtime/threads.py is in doubt, and update the table below.
+
+Measured 2026-11-27 on this project's 2-core build machine: SmolLM2-135M-Instruct Q4_1,
+greedy, 128 tokens after a ~180-token prompt, median of 3; "busy" = another process
+running `while True: pass`. Two runs, the second while other jobs were also using the
+machine:
+
+    threads  busy   generation tok/s     prompt tok/s
+    1        no      81.0 /  75.2        176.9 / 167.0
+    2        no     120.3 /  84.9        341.3 / 307.4
+    1        yes     79.3 /  64.0        172.0 / 153.3
+    2        yes     21.4 /  20.0         78.1 /  46.7
+
+Every core wins by up to 1.5x on a quiet machine and loses 4-6x as soon as one other
+process wants a core: llama.cpp's threads wait for each other at every layer, so one
+descheduled thread stalls them all. Hence the rule: half the cores (at least 1, at most
+4; small models gain little beyond that), 1 thread on this machine. Only the 2-core case
+was measured.
 """
 
 from __future__ import annotations
