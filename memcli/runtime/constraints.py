@@ -63,6 +63,14 @@ def lark_literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+# The protocol's delimiters as they appear in a grammar (Lark and GBNF both read JSON
+# strings) and in the bytes of a call being decoded.
+LIT_SEP, LIT_ITEM, LIT_READ_END, LIT_CLOSE = (
+    lark_literal(d) for d in (protocol.SEP, protocol.ITEM_SEP, protocol.READ_END, protocol.CLOSE))
+_SEP_BYTES, _ITEM_BYTES = protocol.SEP.encode(), protocol.ITEM_SEP.encode()
+_CLOSE_START = protocol.CLOSE[:1].encode()  # an object ends at `;` or at the `}` of `})`
+
+
 def _alternation(names: Iterable[str]) -> str:
     return " | ".join(lark_literal(n) for n in names)
 
@@ -117,8 +125,8 @@ def read_grammar(entities: Sequence[str], relations: Sequence[str], head: str = 
     head_lit = lark_literal(head) + " " if head else ""
     return (
         f"start: {head_lit}BODY\n"
-        f'BODY: QUERY (";" QUERY){{0,{MAX_QUERIES - 1}}} ")-->"\n'
-        'QUERY: ENTITY ">>" REL ">>" | ">>" REL ">>" ENTITY\n'
+        f"BODY: QUERY ({LIT_ITEM} QUERY){{0,{MAX_QUERIES - 1}}} {LIT_READ_END}\n"
+        f"QUERY: ENTITY {LIT_SEP} REL {LIT_SEP} | {LIT_SEP} REL {LIT_SEP} ENTITY\n"
         f"ENTITY: {_alternation(entities)}\n"
         f"REL: {_alternation(relations)}\n"
     )
@@ -138,11 +146,11 @@ def write_grammar(
     spans = write_spans(sentence, entities)
     head_lit = lark_literal(head) + " " if head else ""
     if not spans:
-        return f'start: {head_lit}"}})"\n'
+        return f"start: {head_lit}{LIT_CLOSE}\n"
     return (
         f"start: {head_lit}BODY\n"
-        f'BODY: (TRIPLE (";" TRIPLE){{0,{MAX_TRIPLES - 1}}})? "}})"\n'
-        'TRIPLE: SPAN ">>" REL ">>" SPAN\n'
+        f"BODY: (TRIPLE ({LIT_ITEM} TRIPLE){{0,{MAX_TRIPLES - 1}}})? {LIT_CLOSE}\n"
+        f"TRIPLE: SPAN {LIT_SEP} REL {LIT_SEP} SPAN\n"
         f"SPAN: {_alternation(spans)}\n"
         f"REL: {_alternation(relations)}\n"
     )
@@ -172,7 +180,7 @@ class ConstrainedDecoder:
         self.tokenizer = tokenizer
         self.n_vocab = n_vocab or tokenizer.vocab_size
         self._pieces = [tokenizer.decode_bytes([t]) for t in range(tokenizer.vocab_size)]
-        closers = [t for t, p in enumerate(self._pieces) if b";" in p or b"}" in p]
+        closers = [t for t, p in enumerate(self._pieces) if _ITEM_BYTES in p or _CLOSE_START in p]
         self._closers = np.array(closers, dtype=np.int64)
         self._templates: OrderedDict[Any, LLMatcher] = OrderedDict()
 
@@ -283,12 +291,12 @@ class ConstrainedDecoder:
         return cmd.matcher.is_stopped()
 
     def _forbid_repeats(self, cmd: Command, allowed: Mask) -> None:
-        *done, current = bytes(cmd.data[len(cmd.head) :]).split(b";")
-        parts = current.split(b">>")
+        *done, current = bytes(cmd.data[len(cmd.head) :]).split(_ITEM_BYTES)
+        parts = current.split(_SEP_BYTES)
         if len(parts) != 3:
             return
         subject, relation, obj = parts
-        seen = {t[2] for t in (d.split(b">>") for d in done) if t[:2] == [subject, relation]}
+        seen = {t[2] for t in (d.split(_SEP_BYTES) for d in done) if t[:2] == [subject, relation]}
         # An object may not overlap its subject ("Obama" >> ... >> "Obama was born"), nor
         # an earlier object of the same subject and relation ("Brazil and grew quickly").
         taken = [subject, *seen]
@@ -299,7 +307,8 @@ class ConstrainedDecoder:
         removed = []
         for token in np.flatnonzero(allowed):
             piece = self._pieces[token]
-            cut = min((i for i in (piece.find(b";"), piece.find(b"}")) if i >= 0), default=-1)
+            ends = (piece.find(_ITEM_BYTES), piece.find(_CLOSE_START))
+            cut = min((i for i in ends if i >= 0), default=-1)
             if cut >= 0:
                 ok = obj + piece[:cut] in exact
             else:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memcli import protocol
-from memcli.protocol import ReadQuery, StreamParser
+from memcli.protocol import OPEN, ReadQuery, StreamParser
 from memcli.runtime import prompts, read_scope
 from memcli.runtime.backend import Backend, sync
 from memcli.runtime.engine_api import Capabilities, EngineConfig
@@ -46,7 +46,6 @@ from memcli.store.core import Fact, TripleStore
 if TYPE_CHECKING:
     from memcli.runtime.constraints import Command, ConstrainedDecoder
 
-OPEN = "({"
 PREFILL_CHUNK = 32
 
 
@@ -296,7 +295,7 @@ class MemoryEngine(MemoryLogic):
         if self._no_open is None:
             n = self.backend.n_vocab
             pieces = [self.backend.token_bytes(t) for t in range(n)]
-            self._no_open = np.array([b"({" not in p for p in pieces], dtype=bool)
+            self._no_open = np.array([OPEN.encode() not in p for p in pieces], dtype=bool)
             self._no_brace = self._no_open & np.array(
                 [not p.startswith(b"{") for p in pieces], dtype=bool
             )

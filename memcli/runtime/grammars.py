@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from memcli.runtime.constraints import (
+    LIT_CLOSE,
+    LIT_ITEM,
+    LIT_READ_END,
+    LIT_SEP,
     MAX_QUERIES,
     MAX_TRIPLES,
     GrammarError,
@@ -90,8 +94,8 @@ def read_gbnf(entities: Sequence[str], relations: Sequence[str]) -> str:
     if not relations:
         raise GrammarError("cannot constrain a memory read: no relations are known")
     return (
-        f'root ::= {_repeat("query", chr(34) + ";" + chr(34), MAX_QUERIES)} ")-->"\n'
-        'query ::= entity ">>" rel ">>" | ">>" rel ">>" entity\n'
+        f"root ::= {_repeat('query', LIT_ITEM, MAX_QUERIES)} {LIT_READ_END}\n"
+        f"query ::= entity {LIT_SEP} rel {LIT_SEP} | {LIT_SEP} rel {LIT_SEP} entity\n"
         f"entity ::= {_gbnf_alternation(entities)}\n"
         f"rel ::= {_gbnf_alternation(relations)}\n"
     )
@@ -105,10 +109,10 @@ def write_gbnf(sentence: str, relations: Sequence[str], entities: Sequence[str] 
         raise GrammarError("cannot constrain a memory write: no relations are known")
     spans = write_spans(sentence, entities)
     if not spans:
-        return 'root ::= "})"\n'
+        return f"root ::= {LIT_CLOSE}\n"
     return (
-        f'root ::= ({_repeat("triple", chr(34) + ";" + chr(34), MAX_TRIPLES)})? "}})"\n'
-        'triple ::= span ">>" rel ">>" span\n'
+        f"root ::= ({_repeat('triple', LIT_ITEM, MAX_TRIPLES)})? {LIT_CLOSE}\n"
+        f"triple ::= span {LIT_SEP} rel {LIT_SEP} span\n"
         f"span ::= {_gbnf_alternation(spans)}\n"
         f"rel ::= {_gbnf_alternation(relations)}\n"
     )

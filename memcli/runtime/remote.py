@@ -57,10 +57,9 @@ from urllib.parse import urlsplit
 
 from memcli import protocol
 from memcli.errors import MemcliError, ModelError, UsageError
-from memcli.protocol import ReadQuery, StreamParser
+from memcli.protocol import OPEN, ReadQuery, StreamParser
 from memcli.runtime import prompts, read_scope
 from memcli.runtime.engine import (
-    OPEN,
     EngineConfig,
     MemoryLogic,
     _close_before_last_item,
@@ -983,7 +982,7 @@ class RemoteEngine(MemoryLogic):
             return {}
         if self._bans is None:
             self._bans = {str(t): -100.0 for t, p in enumerate(self.vocab.pieces())
-                          if b"({" in p}
+                          if OPEN.encode() in p}
         return self._bans
 
     # -- answering ------------------------------------------------------------------------
