@@ -114,7 +114,6 @@ MAY_IMPORT = {
 # Imports that break those rules, each with why it is there: (module, what it may import
 # of a part it otherwise may not). They are left out of the cycle check too.
 KNOWN_EXCEPTIONS = {
-    ("memcli.repl.commands", "memcli.cli.mem"): "/mem parses with the CLI's mem commands",
     ("memcli.repl.mem", "memcli.cli"): "/mem parses with the CLI's mem commands and shows "
     "their results with its output functions (the CLI imports the REPL only inside "
     "`memcli chat`)",
