@@ -310,10 +310,10 @@ def _markdown(session: Session, turns: list) -> str:
         for call in t.write_calls:
             out.append(f"- write: `{call}`")
         for f in t.facts_read:
-            out.append(f"- read #{f.id}: {f.subject} >> {f.relation} >> {f.object} "
+            out.append(f"- read #{f.id}: {fact_text(f.subject, f.relation, f.object)} "
                        f"({f.source})")
         for s in t.stored:
-            out.append(f"- stored #{s.id}: {s.subject} >> {s.relation} >> {s.object}"
+            out.append(f"- stored #{s.id}: {fact_text(s.subject, s.relation, s.object)}"
                        + (" (undone)" if t.undone else ""))
         out.append("")
     return "\n".join(out)
