@@ -140,6 +140,11 @@ class Http:
             self._conn.close()
             self._conn = None
 
+    def _timed_out(self) -> ServerError:
+        """The connection is closed (a late answer would belong to no request)."""
+        self.close()
+        return ServerError(f"the engine at {self.base} did not answer within {self.timeout:g} s")
+
     def _record(self, sent: Sent) -> None:
         self.log.append(sent)
         del self.log[: -self.keep_log]
@@ -172,10 +177,7 @@ class Http:
                     continue
                 error: OSError | http.client.HTTPException = exc
             except TimeoutError:
-                self.close()
-                raise ServerError(
-                    f"the engine at {self.base} did not answer within {self.timeout:g} s"
-                ) from None
+                raise self._timed_out() from None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 error = exc
@@ -226,10 +228,7 @@ class Http:
         try:
             raw = response.read()
         except TimeoutError:
-            self.close()
-            raise ServerError(
-                f"the engine at {self.base} did not answer within {self.timeout:g} s"
-            ) from None
+            raise self._timed_out() from None
         except (OSError, http.client.HTTPException):
             self.close()
             raise ServerError(f"the engine at {self.base} cut the response to {path} off") \
