@@ -9,15 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from memcli.cli.common import (
-    AdapterOption,
-    DbOption,
-    EngineOption,
-    JsonOption,
-    ModelOption,
-    NoAdapterOption,
-    ThreadsOption,
-)
+from memcli.cli.common import DbOption, JsonOption, ModelChoice, model_options
 from memcli.cli.output import ProgressBar, counted, json_line, note, safe
 from memcli.errors import MemcliError, UsageError
 from memcli.store.safety import printable
@@ -28,31 +20,24 @@ if TYPE_CHECKING:
     from memcli.store.core import TripleStore
 
 
+@model_options()
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="Answer without reading memory, to compare.")
     ] = False,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one question with memory; prints the answer and the facts it read."""
     from memcli.runtime.events import Done, ReadDone, event_json
-    from memcli.runtime.loader import open_engine
     from memcli.store.core import TripleStore
 
     if not question.strip():
         raise UsageError("the question is empty")
     with TripleStore(db) as store:
-        engine = open_engine(
-            store, engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
-            threads=threads, notify=note,
-        )
+        engine = model_choice.open(store, notify=note)
         done: Done | None = None
         try:
             history = [{"role": "user", "content": question}]
@@ -86,16 +71,13 @@ def ask(
         note("(no facts were read from memory)")
 
 
+@model_options()
 def ingest(
     file: Annotated[str, typer.Argument(metavar="FILE", help="A text file, or - for stdin.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the facts; store nothing.")
     ] = False,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -107,7 +89,6 @@ def ingest(
     written.
     """
     from memcli.runtime.events import CallFailed, WriteDone
-    from memcli.runtime.loader import open_engine
     from memcli.runtime.sentences import split_sentences
     from memcli.store.core import TripleStore
     from memcli.store.csvio import decode, read_source
@@ -121,10 +102,7 @@ def ingest(
     stored = proposed = done = 0
     started = time.perf_counter()
     with TripleStore(db) as store:
-        engine = open_engine(
-            store, engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
-            threads=threads, notify=note,
-        )
+        engine = model_choice.open(store, notify=note)
         progress = ProgressBar("ingesting", len(sentences), unit="sentences")
         context: list[str] = []
         try:

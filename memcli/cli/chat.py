@@ -6,16 +6,10 @@ from typing import Annotated
 
 import typer
 
-from memcli.cli.common import (
-    AdapterOption,
-    DbOption,
-    EngineOption,
-    ModelOption,
-    NoAdapterOption,
-    ThreadsOption,
-)
+from memcli.cli.common import DbOption, ModelChoice, model_options
 
 
+@model_options()
 def chat(
     execute: Annotated[
         list[str] | None,
@@ -33,11 +27,7 @@ def chat(
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="Chat without reading or writing memory.")
     ] = False,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     db: DbOption = None,
 ) -> None:
     """Chat with the model. It reads memory to answer and writes the facts you state
@@ -57,11 +47,11 @@ def chat(
     # Fold the adapter in now, in the foreground, when it has not been yet (once). A
     # problem with the files is left for the REPL to report, as it does for any load.
     with contextlib.suppress(MemcliError):
-        if resolve_engine(engine_url, model).kind == "local":
-            resolve_files(model, adapter, no_adapter, notify=note)
+        if resolve_engine(model_choice.engine, model_choice.model).kind == "local":
+            resolve_files(model_choice.model, model_choice.adapter, model_choice.no_adapter,
+                          notify=note)
     code = run_chat(ChatOptions(
-        engine=engine_url, model=model, adapter=adapter, no_adapter=no_adapter,
-        threads=threads, db=db,
+        **model_choice.options(), db=db,
         hide_calls=hide_calls, approve=approve, memory=not no_memory,
         execute=list(execute or []),
     ))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from memcli.runtime.engine import EngineConfig
+    from memcli.runtime.engine_api import Engine
+    from memcli.store.core import TripleStore
 
 DbOption = Annotated[
     Path | None,
@@ -61,6 +70,79 @@ EngineOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a command runs, as --model/--adapter/--no-adapter/--threads/--engine
+    give it (`model_options` adds those options to a command)."""
+
+    model: str | None = None
+    adapter: str | None = None
+    no_adapter: bool = False
+    threads: int | None = None
+    engine: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """As keywords: those of `runtime.loader.open_engine` (the REPL's ChatOptions
+        and the MCP server's ModelOptions take the same)."""
+        return asdict(self)
+
+    def open(
+        self,
+        store: TripleStore | None,
+        *,
+        config: EngineConfig | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> Engine:
+        from memcli.runtime.loader import open_engine
+
+        return open_engine(store, config=config, notify=notify, **self.options())
+
+
+# (parameter, option, default, ModelChoice field), in the order --help lists them
+_MODEL_PARAMETERS = (
+    ("model", ModelOption, None, "model"),
+    ("adapter", AdapterOption, None, "adapter"),
+    ("no_adapter", NoAdapterOption, False, "no_adapter"),
+    ("threads", ThreadsOption, None, "threads"),
+    ("engine_url", EngineOption, None, "engine"),
+)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def model_options(*, engine: bool = True) -> Callable[[Command], Command]:
+    """Give a command the model options in place of its `model_choice: ModelChoice`
+    parameter: --model, --adapter, --no-adapter, --threads and (unless `engine=False`)
+    --engine, declared once here. The command receives them as one ModelChoice.
+
+    Typer reads a command's parameters from `inspect.signature`, which the command
+    returned here carries with those options where `model_choice` stood."""
+    wanted = _MODEL_PARAMETERS if engine else _MODEL_PARAMETERS[:-1]
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index("model_choice")
+        params[at : at + 1] = [
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=default, annotation=option)
+            for name, option, default, _field in wanted
+        ]
+
+        @functools.wraps(command)
+        def run(*args: Any, **values: Any) -> Any:
+            chosen = ModelChoice(**{
+                field: values.pop(name, default) for name, _option, default, field in wanted
+            })
+            return command(*args, model_choice=chosen, **values)
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
 # -- destructive commands: one meaning for --yes -----------------------------------------

@@ -15,13 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from memcli.cli.common import (
-    AdapterOption,
-    EngineOption,
-    ModelOption,
-    NoAdapterOption,
-    ThreadsOption,
-)
+from memcli.cli.common import ModelChoice, model_options
 
 if TYPE_CHECKING:
     from memcli.evaluation.data import Document
@@ -67,7 +61,7 @@ def _load_engine(store: TripleStore, config: EngineConfig, **options: Any) -> En
 
 @contextmanager
 def _session(
-    data: Path | None, docs: str | None, config: EngineConfig, options: dict
+    data: Path | None, docs: str | None, config: EngineConfig, model_choice: ModelChoice
 ) -> Iterator[tuple[list[Document], Engine]]:
     """The chosen documents, and an engine on a fresh temporary memory."""
     from memcli.evaluation.data import load_documents, resolve_data
@@ -78,14 +72,16 @@ def _session(
         tempfile.TemporaryDirectory(prefix="memcli-eval-") as folder,
         TripleStore(Path(folder) / "memory.db") as store,
     ):
-        engine = _load_engine(store, config, **options)
+        engine = _load_engine(store, config, **model_choice.options())
         try:
             yield documents, engine
         finally:
             engine.close()
 
 
-def _settings(data: Path | None, docs: str | None, engine: Engine, options: dict) -> dict:
+def _settings(
+    data: Path | None, docs: str | None, engine: Engine, model_choice: ModelChoice
+) -> dict:
     from dataclasses import asdict
 
     from memcli.evaluation.data import resolve_data
@@ -94,10 +90,10 @@ def _settings(data: Path | None, docs: str | None, engine: Engine, options: dict
     return {
         "data": str(resolve_data(data)),
         "docs": docs,
-        "model": info.get("file") or info.get("model") or options.get("model"),
-        "adapter": options.get("adapter"),
-        "no_adapter": options.get("no_adapter"),
-        "threads": info.get("threads", options.get("threads")),
+        "model": info.get("file") or info.get("model") or model_choice.model,
+        "adapter": model_choice.adapter,
+        "no_adapter": model_choice.no_adapter,
+        "threads": info.get("threads", model_choice.threads),
         "engine": asdict(engine.config),
         "runs on": info.get("url") or "in-process",
     }
@@ -137,14 +133,11 @@ def _config(max_tokens: int | None = None) -> EngineConfig:
 
 
 @app.command()
+@model_options()
 def write(
     data: DataOption = None,
     docs: DocsOption = None,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     as_json: ReportOption = False,
 ) -> None:
     """Score write calls against the labelled triples (precision, recall, F1).
@@ -155,16 +148,15 @@ def write(
     """
     from memcli.evaluation.write import evaluate_write, sentence_count
 
-    options = {"engine": engine_url, "model": model, "adapter": adapter,
-               "no_adapter": no_adapter, "threads": threads}
-    with _session(data, docs, _config(), options) as (documents, engine):
+    with _session(data, docs, _config(), model_choice) as (documents, engine):
         report = _run("writing", sentence_count(documents),
                       lambda progress: evaluate_write(engine, documents, progress=progress))
-        settings = _settings(data, docs, engine, options)
+        settings = _settings(data, docs, engine, model_choice)
     _print(f"eval write: {len(documents)} documents", report, settings, as_json)
 
 
 @app.command()
+@model_options()
 def qa(
     data: DataOption = None,
     docs: DocsOption = None,
@@ -177,11 +169,7 @@ def qa(
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")
     ] = 48,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     as_json: ReportOption = False,
 ) -> None:
     """Answer questions from memory holding the labelled triples.
@@ -192,27 +180,22 @@ def qa(
     """
     from memcli.evaluation.qa import build_questions, evaluate_qa
 
-    options = {"engine": engine_url, "model": model, "adapter": adapter,
-               "no_adapter": no_adapter, "threads": threads}
-    with _session(data, docs, _config(max_tokens), options) as (documents, engine):
+    with _session(data, docs, _config(max_tokens), model_choice) as (documents, engine):
         total = len(build_questions(documents))
         asked = min(total, max_questions) if max_questions else total
         report = _run("asking", asked, lambda progress: evaluate_qa(
             engine, documents, max_questions=max_questions, seed=seed, progress=progress))
-        settings = {**_settings(data, docs, engine, options),
+        settings = {**_settings(data, docs, engine, model_choice),
                     "max_questions": max_questions, "seed": seed}
     _print(f"eval qa: {len(documents)} documents", report, settings, as_json)
 
 
 @app.command()
+@model_options()
 def ppl(
     data: DataOption = None,
     docs: DocsOption = None,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     as_json: ReportOption = False,
 ) -> None:
     """Perplexity on target entities, with and without memory (MemLLM's metric).
@@ -225,14 +208,12 @@ def ppl(
     from memcli.evaluation.ppl import evaluate_ppl
     from memcli.runtime.engine_api import no_logprobs_message
 
-    options = {"engine": engine_url, "model": model, "adapter": adapter,
-               "no_adapter": no_adapter, "threads": threads}
-    with _session(data, docs, _config(), options) as (documents, engine):
+    with _session(data, docs, _config(), model_choice) as (documents, engine):
         if not engine.capabilities().logprobs:
             raise UsageError(no_logprobs_message(engine))
         report = _run("scoring", len(documents),
                       lambda progress: evaluate_ppl(engine, documents, progress=progress))
-        settings = _settings(data, docs, engine, options)
+        settings = _settings(data, docs, engine, model_choice)
     _print(f"eval ppl: {len(documents)} documents", report, settings, as_json)
 
 
@@ -248,6 +229,7 @@ def _load_chat_engine(store: TripleStore, config: EngineConfig, **options: Any) 
 
 
 @app.command()
+@model_options(engine=False)
 def chat(
     file: Annotated[
         Path,
@@ -259,10 +241,7 @@ def chat(
         typer.Option("--max-conversations", min=1, metavar="N",
                      help="Only the first N conversations.", show_default=False),
     ] = None,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     as_json: ReportOption = False,
 ) -> None:
     """Tell conversations in everyday language to the chat, each in a fresh memory.
@@ -283,7 +262,7 @@ def chat(
     from memcli.store.core import TripleStore
 
     conversations = load_conversations(file)[:max_conversations]
-    options = {"model": model, "adapter": adapter, "no_adapter": no_adapter, "threads": threads}
+    options = model_choice.options()
     with (
         tempfile.TemporaryDirectory(prefix="memcli-eval-") as folder,
         TripleStore(Path(folder) / "memory.db") as first,
@@ -303,8 +282,8 @@ def chat(
             report = _run("conversations", len(conversations), lambda progress: evaluate_chat(
                 make, conversations, view, progress=progress))
             settings = {"file": str(file), "conversations": len(conversations),
-                        "model": options["model"], "adapter": adapter, "no_adapter": no_adapter,
-                        "threads": threads}
+                        "model": model_choice.model, "adapter": model_choice.adapter,
+                        "no_adapter": model_choice.no_adapter, "threads": model_choice.threads}
         finally:
             for each in (engine, base):
                 close = getattr(each, "close", None) or getattr(

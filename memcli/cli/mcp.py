@@ -6,17 +6,11 @@ from typing import Annotated
 
 import typer
 
-from memcli.cli.common import (
-    AdapterOption,
-    DbOption,
-    EngineOption,
-    ModelOption,
-    NoAdapterOption,
-    ThreadsOption,
-)
+from memcli.cli.common import DbOption, ModelChoice, model_options
 from memcli.cli.output import note
 
 
+@model_options()
 def mcp(
     http: Annotated[
         str | None,
@@ -51,11 +45,7 @@ def mcp(
             show_default=False,
         ),
     ] = None,
-    model: ModelOption = None,
-    adapter: AdapterOption = None,
-    no_adapter: NoAdapterOption = False,
-    threads: ThreadsOption = None,
-    engine_url: EngineOption = None,
+    model_choice: ModelChoice = ModelChoice(),
     db: DbOption = None,
 ) -> None:
     """Serve memory over the Model Context Protocol, for any agent on this machine.
@@ -89,7 +79,7 @@ def mcp(
         db=db if db is not None else paths.default_db(),
         read_only=read_only,
         source=source,
-        model=ModelOptions(model, adapter, no_adapter, threads, engine_url),
+        model=ModelOptions(**model_choice.options()),
     )
     if address is None:
         serve_stdio(server)
