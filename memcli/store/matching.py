@@ -160,7 +160,7 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
         index.keys,
         scorer=fuzz.WRatio,
         processor=utils.default_process,
-        limit=limit * 4 + 16,  # room for the ones that turn out to be history
+        limit=min(limit * 4 + 16, len(index.keys)) or 1,  # room for history's names
         score_cutoff=cutoff,
     )
     entities = 0
