@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from memcli.errors import MemcliError, UndoError
 from memcli.runtime import writing
-from memcli.runtime.engine import MemoryLogic
 from memcli.runtime.events import (
     CallFailed,
     CallText,
@@ -318,12 +317,9 @@ class Conversation:
         for sentence in plan.statements:
             view.begin()
             call: list[str] = []
-            options: dict[str, Any] = {}
-            if isinstance(engine, MemoryLogic):  # in-process and remote engines alike
-                options["entities"] = self.context.entities()
             for event in engine.write(sentence.resolved, context,
                                       source=self.source(record.number), dry_run=True,
-                                      **options):
+                                      entities=self.context.entities()):
                 view.show(event)
                 if isinstance(event, CallText) and event.kind == "write":
                     call.append(event.text)

@@ -8,7 +8,7 @@ local engine; what a front end needs of it is asked through `capabilities()`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from threading import Event as StopFlag
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -83,8 +83,11 @@ class Engine(Protocol):
         *,
         source: str = "model",
         dry_run: bool = False,
+        entities: Sequence[str] = (),
     ) -> Iterator[Event]:
-        """One MEM_WRITE call for `sentence`; its triples stored unless `dry_run`."""
+        """One MEM_WRITE call for `sentence`; its triples stored unless `dry_run`.
+        `entities`: names from the conversation a triple may use besides the spans of
+        `sentence` (the person a pronoun refers to)."""
         ...
 
     def mentioned_entities(self, text: str) -> list[str]: ...
