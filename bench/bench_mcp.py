@@ -1,17 +1,24 @@
-"""`memcli mcp`: tool-call round trips against calling the store in process, at 100,000
-facts (the same size with --quick, fewer calls).
+"""`memcli mcp`: tool-call round trips against calling the store directly in process, and
+against a tool that does nothing (what the protocol itself costs), at 100,000 facts (the
+same size with --quick, fewer calls).
 
-- stdio: one SDK client (`mcp.Client`) talking to `memcli mcp --db DB` launched as a
-  subprocess, calling `memory_facts` (a random entity of the memory) and `memory_add`
-  (a new fact each time) one after the other; p50 and p99 of the wall time of each
-  call, against `TripleStore.facts_about` / `TripleStore.add` for the same arguments
-  in this process (the store call alone: what the protocol, the transport, the JSON and
-  the worker thread add is the difference).
-- HTTP: `memcli mcp --http 127.0.0.1:0`, 8 SDK clients at once (one session each, all
-  calling concurrently), the same two tools; p50 and p99 of each call's wall time, and
-  the calls per second of all eight together.
+The server is `memcli mcp`'s own (`MemoryServer` and its transports, as `memcli mcp` and
+`memcli mcp --http` run them) started as a subprocess by `python -m bench.bench_mcp
+serve`, which adds one tool, `bench_noop(entity)`: it validates its argument and returns
+a one-field result through the same path as the memory tools, without touching memory.
 
-Goal (issue #15): p99 under 10 ms at 100,000 facts.
+- stdio: one SDK client (`mcp.Client`), each round calling `memory_facts` (a random
+  entity of the memory), `memory_add` (a new fact), `bench_noop`, and the store in this
+  process (`TripleStore.facts_about` / `TripleStore.add`, the same arguments), in an
+  order that rotates, so that all four see the same load on the machine. p50 and p99 of
+  each call's wall time; the CPU time of each call in the server (its threads' run time
+  from /proc) and in the client (this process), and of the store call in process.
+- HTTP: the server with `--http 127.0.0.1:0`, 8 SDK clients at once (one session each,
+  all calling concurrently), one tool at a time: p50 and p99 of each call's wall time,
+  the calls per second of all eight together, and the server's CPU time a call.
+
+Goal (issue #15): p99 under 10 ms at 100,000 facts, over stdio and with 8 HTTP clients.
+Wall times depend on the load on the machine; CPU times much less.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from bench.common import Row, generate_triples, percentile, row, speed_ratio, venv_script
+from pydantic import Field
+
+from bench.common import Row, generate_triples, percentile, row, speed_ratio
 from memcli.store.core import TripleStore
 
 FACTS = 100_000
@@ -35,6 +44,9 @@ CALLS = {False: 1000, True: 100}
 HTTP_CLIENTS = 8
 P99_GOAL_MS = 10.0
 SEED = 20260115
+NOOP = "bench_noop"
+TOOLS = ("memory_facts", "memory_add")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _say(message: str) -> None:
@@ -60,54 +72,66 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
     entities = [rng.choice(triples)[rng.choice((0, 2))] for _ in range(calls)]
     env = dict(os.environ, MEMCLI_HOME=str(home), NO_COLOR="1")
     env.pop("MEMCLI_DB", None)
-    command = [*venv_script("memcli", "memcli"), "mcp", "--db", str(db)]
+    command = [sys.executable, "-m", "bench.bench_mcp", "serve", str(db)]
 
-    _say(f"{calls} calls of each tool in process")
-    local, local_cpu = _in_process(db, entities, calls)
-    _say(f"{calls} calls of each tool over stdio")
-    stdio, stdio_cpu = asyncio.run(_stdio(command, env, entities, calls))
+    _say(f"{calls} rounds over stdio: memory_facts, memory_add, {NOOP}, the store in process")
+    stdio = asyncio.run(_stdio(command, env, db, entities))
     _say(f"{calls} calls of each tool from {HTTP_CLIENTS} HTTP clients at once")
-    http, rates, http_cpu = _http(command, env, entities, calls)
+    http = _http(command, env, entities)
 
-    rows: list[Row] = []
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-    for tool in ("memory_facts", "memory_add"):
+    rows: list[Row] = []
+    for tool in TOOLS:
+        local = stdio.wall[f"local {tool}"]
         for q in (50, 99):
-            ours = percentile(stdio[tool], q)
-            base = percentile(local[tool], q)
-            rows.append(_latency_row(f"{tool} p{q} over stdio vs store in process, {size} facts",
-                                     ours, base, q))
+            rows.append(
+                _latency_row(
+                    f"{tool} p{q} over stdio vs store in process, {size} facts",
+                    percentile(stdio.wall[tool], q), percentile(local, q), q,
+                )
+            )
+    for q in (50, 99):
+        rows.append(
+            row(f"{NOOP} p{q} over stdio (the protocol alone: a tool that does nothing)",
+                percentile(stdio.wall[NOOP], q), None, "ms")
+        )
+    # CPU time, which other load on the machine does not inflate as it does wall time.
+    for tool in TOOLS:
+        for side, name in (("server", "memcli mcp"), ("client", "the SDK's client")):
+            ours, base = stdio.cpu(side, tool), stdio.cpu(side, NOOP)
+            rows.append(
+                row(f"{tool} CPU a call over stdio, {name}, vs {NOOP}", ours, base, "ms",
+                    ratio=speed_ratio(ours, base))
+            )
+        rows.append(row(f"{tool} CPU a call, the store in process", stdio.cpu("client",
+                        f"local {tool}"), None, "ms"))
+
+    for tool in TOOLS:
+        local = stdio.wall[f"local {tool}"]
         for q in (50, 99):
-            ours = percentile(http[tool], q)
-            base = percentile(local[tool], q)
             rows.append(
                 _latency_row(
                     f"{tool} p{q}, {HTTP_CLIENTS} concurrent HTTP clients vs store in process, "
                     f"{size} facts",
-                    ours,
-                    base,
-                    q,
+                    percentile(http.wall[tool], q), percentile(local, q), q,
                 )
             )
+    for q in (50, 99):
         rows.append(
-            row(
-                f"{tool} calls/s, {HTTP_CLIENTS} concurrent HTTP clients together",
-                rates[tool],
-                None,
-                "calls/s",
-            )
+            row(f"{NOOP} p{q}, {HTTP_CLIENTS} concurrent HTTP clients",
+                percentile(http.wall[NOOP], q), None, "ms")
         )
-        # CPU time, which other load on the machine does not inflate as it does wall time.
-        server_cpu, client_cpu = stdio_cpu[tool]
-        for name, ours in (
-            (f"{tool} CPU a call, memcli mcp over stdio (mean) vs store in process", server_cpu),
-            (f"{tool} CPU a call, the SDK's client over stdio (mean) vs store in process",
-             client_cpu),
-            (f"{tool} CPU a call, memcli mcp with {HTTP_CLIENTS} HTTP clients (mean) vs store",
-             http_cpu[tool]),
-        ):
-            base = local_cpu[tool]
-            rows.append(row(name, ours, base, "ms", ratio=speed_ratio(ours, base)))
+    for tool in TOOLS:
+        ours, base = http.rates[tool], http.rates[NOOP]
+        rows.append(
+            row(f"{tool} calls/s, {HTTP_CLIENTS} concurrent HTTP clients together, vs {NOOP}",
+                ours, base, "calls/s", ratio=speed_ratio(base, ours))
+        )
+        ours, base = http.cpu[tool], http.cpu[NOOP]
+        rows.append(
+            row(f"{tool} CPU a call, memcli mcp with {HTTP_CLIENTS} HTTP clients, vs {NOOP}",
+                ours, base, "ms", ratio=speed_ratio(ours, base))
+        )
     return rows
 
 
@@ -124,35 +148,23 @@ def _latency_row(name: str, ours_ms: float, base_ms: float, q: int) -> Row:
     )
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1000
-
-
-def _in_process(
-    db: Path, entities: list[str], calls: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Wall times (ms) of each store call, and the mean CPU ms a call."""
-    cpu: dict[str, float] = {}
-    with TripleStore(db) as store:
-        started = time.process_time()
-        facts = [_timed(lambda e=e: store.facts_about(e, limit=100)) for e in entities]
-        cpu["memory_facts"] = (time.process_time() - started) * 1000 / len(entities)
-        started = time.process_time()
-        adds = [
-            _timed(lambda i=i: store.add(f"Local {i}", "country", "Iceland", "bench"))
-            for i in range(calls)
-        ]
-        cpu["memory_add"] = (time.process_time() - started) * 1000 / calls
-    return {"memory_facts": facts, "memory_add": adds}, cpu
+# -- CPU time of the server -------------------------------------------------------------
 
 
 def _cpu_ms(pid: int | None) -> float | None:
-    """CPU time (user + system, ms) a process has used so far; None off Linux."""
+    """CPU time (ms) a process's threads have run so far: the sum of their schedstat run
+    times (nanoseconds), else user + system time in clock ticks; None off Linux."""
     if pid is None:
         return None
     try:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+        if total:
+            return total / 1e6
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
@@ -160,7 +172,7 @@ def _cpu_ms(pid: int | None) -> float | None:
 
 
 def _child_server() -> int | None:
-    """The pid of the `memcli mcp` this process started (the stdio client's child)."""
+    """The pid of the server this process started (the stdio client's child)."""
     me = str(os.getpid())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -170,55 +182,118 @@ def _child_server() -> int | None:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if parent == me and b"mcp" in cmdline:
+        if parent == me and b"bench.bench_mcp" in cmdline:
             return int(entry.name)
     return None
 
 
-def _per_call(before: float | None, after: float | None, calls: int) -> float | None:
-    if before is None or after is None:
-        return None
-    return (after - before) / calls
+# -- stdio --------------------------------------------------------------------------------
+
+
+class _Stdio:
+    """Wall times (ms) of each call, by tool; CPU ms by side ('server', 'client') and
+    tool, summed over the calls."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {}
+        self.cpu_sum: dict[tuple[str, str], float | None] = {}
+
+    def note(self, tool: str, wall: float, client: float, server: float | None) -> None:
+        self.wall.setdefault(tool, []).append(wall)
+        self.cpu_sum[("client", tool)] = (self.cpu_sum.get(("client", tool)) or 0.0) + client
+        so_far = self.cpu_sum.get(("server", tool), 0.0)
+        self.cpu_sum[("server", tool)] = (
+            None if server is None or so_far is None else so_far + server
+        )
+
+    def cpu(self, side: str, tool: str) -> float | None:
+        total = self.cpu_sum.get((side, tool))
+        return None if total is None else total / len(self.wall[tool])
 
 
 async def _stdio(
-    command: list[str], env: dict[str, str], entities: list[str], calls: int
-) -> tuple[dict[str, list[float]], dict[str, tuple[float | None, float]]]:
-    """Wall times (ms) of each call, and per tool the mean CPU ms a call of the server
-    and of this process (the client)."""
+    command: list[str], env: dict[str, str], db: Path, entities: list[str]
+) -> _Stdio:
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
     from mcp.types import Implementation
 
-    params = StdioServerParameters(command=command[0], args=command[1:], env=env)
-    out: dict[str, list[float]] = {"memory_facts": [], "memory_add": []}
-    cpu: dict[str, tuple[float | None, float]] = {}
-    with open(os.devnull, "w") as errlog:
+    params = StdioServerParameters(
+        command=command[0], args=command[1:], env=env, cwd=str(ROOT)
+    )
+    out = _Stdio()
+    with open(os.devnull, "w") as errlog, TripleStore(db) as store:
         transport = stdio_client(params, errlog=errlog)
         info = Implementation(name="bench", version="0")
         async with Client(transport, client_info=info) as client:
-            for entity in entities[:20]:  # warm up: worker threads, their connections
+            for entity in entities[:20]:  # warm up: the connections, the caches
                 await client.call_tool("memory_facts", {"entity": entity})
+                await client.call_tool(NOOP, {"entity": entity})
             server = _child_server()
-            for tool in ("memory_facts", "memory_add"):
+
+            async def remote(tool: str, arguments: dict[str, Any]) -> None:
                 server_before, client_before = _cpu_ms(server), time.process_time()
-                await _drive_one(client, tool, entities[:calls], "Stdio", out)
-                cpu[tool] = (
-                    _per_call(server_before, _cpu_ms(server), calls),
-                    (time.process_time() - client_before) * 1000 / calls,
+                start = time.perf_counter()
+                result = await client.call_tool(tool, arguments)
+                wall = (time.perf_counter() - start) * 1000
+                client_ms = (time.process_time() - client_before) * 1000
+                server_after = _cpu_ms(server)
+                assert not result.is_error, result.content
+                spent = (
+                    None if server_before is None or server_after is None
+                    else server_after - server_before
                 )
-    return out, cpu
+                out.note(tool, wall, client_ms, spent)
+
+            def local(tool: str, fn: Callable[[], Any]) -> None:
+                client_before = time.process_time()
+                start = time.perf_counter()
+                fn()
+                wall = (time.perf_counter() - start) * 1000
+                out.note(tool, wall, (time.process_time() - client_before) * 1000, None)
+
+            for i, entity in enumerate(entities):
+                calls: list[Callable[[], Any]] = [
+                    lambda e=entity: remote("memory_facts", {"entity": e}),
+                    lambda i=i: remote(
+                        "memory_add",
+                        {"subject": f"Stdio {i}", "relation": "country", "object": "Iceland"},
+                    ),
+                    lambda e=entity: remote(NOOP, {"entity": e}),
+                    lambda e=entity: local(
+                        "local memory_facts", lambda: store.facts_about(e, limit=100)
+                    ),
+                    lambda i=i: local(
+                        "local memory_add",
+                        lambda: store.add(f"Local {i}", "country", "Iceland", "bench"),
+                    ),
+                ]
+                shift = i % len(calls)
+                for call in calls[shift:] + calls[:shift]:
+                    done = call()
+                    if done is not None:
+                        await done
+    return out
 
 
-def _http(
-    command: list[str], env: dict[str, str], entities: list[str], calls: int
-) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float | None]]:
+# -- HTTP ---------------------------------------------------------------------------------
+
+
+class _Http:
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {}
+        self.rates: dict[str, float] = {}
+        self.cpu: dict[str, float | None] = {}
+
+
+def _http(command: list[str], env: dict[str, str], entities: list[str]) -> _Http:
     process = subprocess.Popen(
         [*command, "--http", "127.0.0.1:0"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
+        cwd=str(ROOT),
         text=True,
     )
     try:
@@ -229,8 +304,8 @@ def _http(
                 url = line.split()[-1]
                 break
         if url is None:
-            raise RuntimeError("memcli mcp --http did not start")
-        return asyncio.run(_http_clients(url, entities, calls, process.pid))
+            raise RuntimeError("the bench's memcli mcp --http did not start")
+        return asyncio.run(_http_clients(url, entities, process.pid))
     finally:
         process.terminate()
         try:
@@ -239,16 +314,12 @@ def _http(
             process.kill()
 
 
-async def _http_clients(
-    url: str, entities: list[str], calls: int, server: int
-) -> tuple[dict[str, list[float]], dict[str, float], dict[str, float | None]]:
-    """Wall times (ms) of each call, calls/s of all clients together, and the server's
-    mean CPU ms a call."""
+async def _http_clients(url: str, entities: list[str], server: int) -> _Http:
     from mcp import Client
     from mcp.types import Implementation
 
-    out: dict[str, list[float]] = {"memory_facts": [], "memory_add": []}
-    share = max(1, calls // HTTP_CLIENTS)
+    out = _Http()
+    share = max(1, len(entities) // HTTP_CLIENTS)
     clients = [
         Client(url, client_info=Implementation(name=f"bench-{i}", version="0"))
         for i in range(HTTP_CLIENTS)
@@ -257,35 +328,80 @@ async def _http_clients(
     try:
         for client in entered:
             await client.call_tool("memory_facts", {"entity": entities[0]})
-        rates: dict[str, float] = {}
-        cpu: dict[str, float | None] = {}
-        for tool in ("memory_facts", "memory_add"):
+            await client.call_tool(NOOP, {"entity": entities[0]})
+        for tool in (*TOOLS, NOOP):
+            walls: list[float] = []
             before = _cpu_ms(server)
             start = time.perf_counter()
             await asyncio.gather(
                 *(
-                    _drive_one(client, tool, entities[i * share : (i + 1) * share], f"Http{i}", out)
+                    _drive_one(client, tool, entities[i * share : (i + 1) * share], f"Http{i}",
+                               walls)
                     for i, client in enumerate(entered)
                 )
             )
-            rates[tool] = share * HTTP_CLIENTS / (time.perf_counter() - start)
-            cpu[tool] = _per_call(before, _cpu_ms(server), share * HTTP_CLIENTS)
+            out.rates[tool] = share * HTTP_CLIENTS / (time.perf_counter() - start)
+            after = _cpu_ms(server)
+            out.cpu[tool] = (
+                None if before is None or after is None
+                else (after - before) / (share * HTTP_CLIENTS)
+            )
+            out.wall[tool] = walls
     finally:
         for client in reversed(entered):
             await client.__aexit__(None, None, None)
-    return out, rates, cpu
+    return out
 
 
 async def _drive_one(
-    client: Any, tool: str, entities: list[str], label: str, out: dict[str, list[float]]
+    client: Any, tool: str, entities: list[str], label: str, out: list[float]
 ) -> None:
     for i, entity in enumerate(entities):
         arguments = (
-            {"entity": entity}
-            if tool == "memory_facts"
-            else {"subject": f"{label} {i}", "relation": "country", "object": "Iceland"}
+            {"subject": f"{label} {i}", "relation": "country", "object": "Iceland"}
+            if tool == "memory_add"
+            else {"entity": entity}
         )
         start = time.perf_counter()
         result = await client.call_tool(tool, arguments)
-        out[tool].append((time.perf_counter() - start) * 1000)
+        out.append((time.perf_counter() - start) * 1000)
         assert not result.is_error, result.content
+
+
+# -- the bench's server --------------------------------------------------------------------
+
+
+async def bench_noop(
+    entity: Annotated[str, Field(description="Any text; it is sent back.")],
+) -> Any:
+    """Does nothing: the cost of a tool call itself (the bench's baseline)."""
+    from memcli.mcp.server import tool_result
+
+    return tool_result({"entity": entity})
+
+
+def serve(argv: list[str]) -> None:
+    """`python -m bench.bench_mcp serve DB [--http HOST:PORT]`: `memcli mcp --db DB` (the
+    same server and transports) with one more tool, `bench_noop`."""
+    from memcli.mcp import server as mcp_server
+    from memcli.mcp.options import parse_http
+
+    db = Path(argv[0])
+    http = argv[argv.index("--http") + 1] if "--http" in argv else None
+    mcp_server.setup_logging()
+    memory = mcp_server.MemoryServer(db=db)
+    memory.mcp.add_tool(bench_noop, name=NOOP, structured_output=False)
+    if http is None:
+        mcp_server.serve_stdio(memory)
+        return
+    host, port = parse_http(http)
+    mcp_server.serve_http(
+        memory, host, port, None,
+        lambda url: sys.stderr.write(f"memcli mcp: serving {url}\n"),
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["serve"]:
+        sys.exit("usage: python -m bench.bench_mcp serve DB [--http HOST:PORT]")
+    serve(sys.argv[2:])

@@ -25,6 +25,7 @@ from mcp.client.stdio import stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.types import CallToolResult, Implementation  # noqa: E402
 
+from memcli.mcp.server import MemoryServer  # noqa: E402
 from memcli.store.core import TripleStore  # noqa: E402
 from tests.cli_helpers import run  # noqa: E402
 
@@ -100,6 +101,11 @@ class Session:
         result = self.call(tool, **arguments)
         assert not result.is_error, result.content
         assert result.structured_content is not None
+        # The server sends results unchecked (clients check them against the compact
+        # published schema); here each one is checked against its full TypedDict, and
+        # the text content is the same JSON.
+        full_result_schema(tool).validate_python(result.structured_content, strict=True)
+        assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
         return result.structured_content
 
     def error(self, tool: str, **arguments: Any) -> str:
@@ -115,6 +121,15 @@ class Session:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+
+def full_result_schema(tool: str) -> Any:
+    """A validator for a tool's result: the TypedDict its method returns."""
+    from typing import get_type_hints
+
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(get_type_hints(getattr(MemoryServer, tool))["return"])
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -274,6 +289,84 @@ def test_edit_remove_and_undo_are_one_batch_each(stdio, db, home):
     assert person.returncode == 0, person.stderr
     assert f"mcp {CLIENT_NAME}: edit {fact_id}" in person.stderr
     assert facts_in(db, subject="Ada Lovelace") == [("Ada Lovelace", "employer", "Babbage")]
+
+
+def test_an_agents_undo_names_the_client_in_the_log(stdio, db, home):
+    added = stdio.ok("memory_add", subject="Grace Hopper", relation="employer",
+                     object="Remington Rand")
+    undone = stdio.ok("memory_undo", batch=added["batch_id"])
+    newest = log_lines(db)[0]
+    assert (newest["id"], newest["kind"]) == (undone["undo_batch_id"], "undo")
+    assert newest["description"] == (
+        f"mcp {CLIENT_NAME}: undo batch {added['batch_id']}: "
+        f"mcp {CLIENT_NAME}: add Grace Hopper >> employer >> Remington Rand"
+    )
+    shown = cli(home, "mem", "log", "--json", "--db", str(db))
+    assert shown.returncode == 0, shown.stderr
+    lines = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert lines[0]["description"] == newest["description"]
+    # A person's undo from the CLI names nobody: only agents are named.
+    again = stdio.ok("memory_add", subject="Grace Hopper", relation="employer",
+                     object="Remington Rand")
+    person = cli(home, "mem", "undo", "--db", str(db))
+    assert person.returncode == 0, person.stderr
+    assert log_lines(db)[0]["description"].startswith(f"undo batch {again['batch_id']}: ")
+
+
+def test_calls_wait_for_a_writer_holding_the_lock_and_reads_do_not(stdio, db):
+    """Another process holds memory's write lock: reads answer at once (WAL), a write
+    waits for the lock (on a worker thread) and is stored once it is released."""
+    assert stdio.client is not None
+    holder = TripleStore(db)
+    try:
+        holder.db.execute("BEGIN IMMEDIATE")
+        pending = asyncio.run_coroutine_threadsafe(
+            stdio.client.call_tool(
+                "memory_add", {"subject": "Locked Out", "relation": "country", "object": "Peru"}
+            ),
+            stdio.loop,
+        )
+        read = stdio.ok("memory_facts", entity="Lake Geneva")  # answered meanwhile
+        assert read["facts"]
+        assert not pending.done()  # it cannot have been stored: the lock is held
+        assert facts_in(db, subject="Locked Out") == []
+        holder.db.execute("COMMIT")
+    finally:
+        if holder.db.in_transaction:
+            holder.db.execute("ROLLBACK")
+        holder.close()
+    result = pending.result(60)
+    assert not result.is_error, result.content
+    assert facts_in(db, subject="Locked Out") == [("Locked Out", "country", "Peru")]
+
+
+def test_writes_stay_visible_after_the_server_opens_more_connections(tmp_path):
+    """The server opens connections as its threads need them. Each used to read the
+    file's header with open(), and closing that dropped the process's SQLite locks: the
+    next process to close a connection deleted the -wal the server went on writing to,
+    and nobody else saw its writes again."""
+    home = tmp_path / "home"
+    home.mkdir()
+    db = tmp_path / "memory.db"
+    params = StdioServerParameters(
+        command=memcli_command()[0],
+        args=[*memcli_command()[1:], "mcp", "--db", str(db)],
+        env=server_env(home),
+    )
+    errlog = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 (closed below)
+    session = Session(lambda: stdio_client(params, errlog=errlog))
+    try:
+        session.ok("memory_add", subject="Oslo", relation="country", object="Norway")
+        session.ok("memory_search", query="Oslo")  # a worker thread's connection
+        session.ok("memory_history")
+        assert facts_in(db, subject="Oslo") == [("Oslo", "country", "Norway")]  # open, close
+        session.ok("memory_add", subject="Bergen", relation="country", object="Norway")
+        assert facts_in(db, subject="Bergen") == [("Bergen", "country", "Norway")]
+        assert Path(f"{db}-wal").exists()
+    finally:
+        session.close()
+        errlog.close()
+    assert len(facts_in(db, object="Norway")) == 2
 
 
 def test_add_many_is_one_batch_and_undo_takes_it_back(stdio, db):
@@ -494,6 +587,23 @@ def test_http_refuses_a_public_bind_without_a_token(db):
     bad_port = run("mcp", "--http", "127.0.0.1:99999")
     assert bad_port.exit_code == 2 and "expected [HOST:]PORT" in bad_port.stderr
     assert run("mcp", "--token", "x").exit_code == 2
+
+
+def test_bench_rows_keep_the_contract():
+    """`make bench`'s MCP rows, on a small memory: its server (memcli mcp's, plus a
+    no-op tool) over stdio and HTTP, every row with the fields the table needs."""
+    from bench import bench_mcp
+    from bench.common import ROW_FIELDS
+
+    rows = bench_mcp.run(True, n=300, calls=8)
+    names = [r["name"] for r in rows]
+    assert len(names) == len(set(names))
+    for found in rows:
+        assert set(ROW_FIELDS) <= set(found), found
+        assert found["ours"] is None or found["ours"] > 0, found
+    assert any(n.startswith("bench_noop p99 over stdio") for n in names)
+    assert any(n.startswith("memory_facts p99 over stdio vs store in process") for n in names)
+    assert any("8 concurrent HTTP clients" in n for n in names)
 
 
 # -- the model ------------------------------------------------------------------------

@@ -333,9 +333,10 @@ def remove(store: TripleStore, ids: Iterable[int], *, actor: str) -> dict[str, A
     return {"removed": [fact(t) for t in removed], "batch_id": batch_id}
 
 
-def undo(store: TripleStore, batch_id: int | None = None) -> dict[str, Any]:
-    """Revert a batch exactly (the latest one by default), as `memcli mem undo` does."""
-    reverted = store.undo(batch_id)
+def undo(store: TripleStore, batch_id: int | None = None, *, actor: str) -> dict[str, Any]:
+    """Revert a batch exactly (the latest one by default), as `memcli mem undo` does; the
+    undo batch's description names the client."""
+    reverted = store.undo(batch_id, by=actor)
     return {"undone": reverted.as_dict(), "undo_batch_id": reverted.undone_by}
 
 

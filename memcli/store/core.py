@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -176,6 +178,7 @@ class TripleStore:
     def __init__(self, path: str | Path | None = None, *, readonly: bool = False):
         self.path = Path(path) if path is not None else paths.default_db()
         self.db = _connect(self.path, readonly=readonly)
+        self._held: str | None = _hold(self.path)
         self._batch: int | None = None
         self._relation_keys: dict[str, int] | None = None
 
@@ -192,6 +195,9 @@ class TripleStore:
 
     def close(self) -> None:
         self.db.close()
+        if self._held is not None:
+            _release(self._held)
+            self._held = None
 
     def __enter__(self) -> TripleStore:
         return self
@@ -918,9 +924,10 @@ class TripleStore:
 
     # -- undo -------------------------------------------------------------------------
 
-    def undo(self, batch_id: int | None = None) -> Batch:
+    def undo(self, batch_id: int | None = None, *, by: str | None = None) -> Batch:
         """Revert a batch exactly: the latest one not yet undone, or `batch_id` when no
-        later batch changed the same triples. Returns the batch that was reverted."""
+        later batch changed the same triples. Returns the batch that was reverted. `by`
+        (who undoes it, e.g. "mcp <client>") heads the undo batch's description."""
         with self.transaction():
             if batch_id is None:
                 row = self.db.execute(
@@ -952,7 +959,8 @@ class TripleStore:
                     f"batch {later[0]} later changed facts of batch {batch_id}; "
                     f"undo batch {later[0]} first"
                 )
-            with self.batch("undo", f"undo batch {batch_id}: {target.description}") as undo_id:
+            label = f"undo batch {batch_id}: {target.description}"
+            with self.batch("undo", f"{by}: {label}" if by else label) as undo_id:
                 self._revert(batch_id, undo_id)
                 self.db.execute(
                     "UPDATE batches SET undone_by = ? WHERE id = ?", (undo_id, batch_id)
@@ -1098,6 +1106,35 @@ def _change(row: tuple) -> Change:
     )
 
 
+# Memory files this process has open (resolved path -> open stores). SQLite's locks are
+# POSIX advisory locks, which a process loses on a file as soon as it closes *any*
+# descriptor of it (https://www.sqlite.org/howtocorrupt.html, 2.2). So while a memory is
+# open here, another connection to it (a worker thread's) does not read its header with
+# open(): that dropped the first connection's lock, and the next process to close its
+# connection took itself for the last one and deleted the -wal that our connections went
+# on writing to (their writes invisible to every other process from then on).
+_OPEN_HERE: Counter[str] = Counter()
+_OPEN_LOCK = threading.Lock()
+
+
+def _open_key(path: Path) -> str:
+    return str(path.resolve())
+
+
+def _hold(path: Path) -> str:
+    key = _open_key(path)
+    with _OPEN_LOCK:
+        _OPEN_HERE[key] += 1
+    return key
+
+
+def _release(key: str) -> None:
+    with _OPEN_LOCK:
+        _OPEN_HERE[key] -= 1
+        if _OPEN_HERE[key] <= 0:
+            del _OPEN_HERE[key]
+
+
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """Open (creating when missing) a memory file, refusing anything that is not a
     memcli memory this version understands, without writing to it."""
@@ -1105,7 +1142,11 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         raise DatabaseError(f"{path}: no such memory file")
     if path.is_dir():
         raise DatabaseError(f"{path}: is a directory, not a memory file")
-    if path.exists() and path.stat().st_size > 0:
+    with _OPEN_LOCK:
+        open_here = _OPEN_HERE[_open_key(path)] > 0  # checked when it was first opened
+    if open_here:
+        pass
+    elif path.exists() and path.stat().st_size > 0:
         try:
             with path.open("rb") as handle:
                 magic = handle.read(len(SQLITE_MAGIC))
@@ -1120,7 +1161,13 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         except OSError as exc:
             raise DatabaseError(f"{path}: cannot create: {exc.strerror}") from None
     try:
-        if readonly:
+        if readonly and open_here and Path(f"{path}-wal").exists():
+            # What connect_readonly opens a memory in use as, without reading its header.
+            db = sqlite3.connect(
+                safety.sqlite_uri(path, mode="ro"), uri=True, timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+            )
+        elif readonly:
             db = safety.connect_readonly(path, timeout=BUSY_TIMEOUT_S)
         else:
             db = sqlite3.connect(
