@@ -1,13 +1,16 @@
 """`memcli mcp`: the memory behind the Model Context Protocol, on the official `mcp` SDK
 (2.x, whose high-level server is `MCPServer`).
 
-Each tool call runs a plain function of `memcli.mcp.tools` on a small pool of worker
-threads, each with its own connection to the memory file (SQLite WAL: the CLI, the
-REPL and the server read and write it at once; writes wait for the lock, none is lost).
-A `MemcliError` becomes an MCP tool error carrying the CLI's one-line message; the
-server stays up. The model for `memory_ingest` is loaded on its first call, in a
-thread of its own. Logs go to `mcp.log` in MEMCLI_HOME and, from warnings up, to
-stderr: on stdio, stdout carries protocol messages only.
+Each tool call runs a plain function of `memcli.mcp.tools`: the quick ones (QUICK:
+index reads, small writes) on the event loop's thread with a connection of its own,
+the others, and a write while another process holds the lock, on a small pool of
+worker threads, each with its own connection to the memory file (SQLite WAL: the CLI,
+the REPL and the server read and write it at once; writes wait for the lock, none is
+lost). Results go out as the tools build them (`tool_result`). A `MemcliError` becomes
+an MCP tool error carrying the CLI's one-line message; the server stays up. The model
+for `memory_ingest` is loaded on its first call, in a thread of its own. Logs go to
+`mcp.log` in MEMCLI_HOME and, from warnings up, to stderr: on stdio, stdout carries
+protocol messages only.
 """
 
 from __future__ import annotations
