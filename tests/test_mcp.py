@@ -387,6 +387,22 @@ def test_add_many_is_one_batch_and_undo_takes_it_back(stdio, db):
     assert facts_in(db, subject="Toyota") == []
 
 
+def test_a_large_add_many_and_remove_run_on_a_worker_thread_as_one_batch_each(stdio, db):
+    from memcli.mcp.server import QUICK_ROWS
+
+    many = [
+        {"subject": f"Moon {i}", "relation": "part of", "object": "Jupiter system"}
+        for i in range(QUICK_ROWS + 10)
+    ]
+    added = stdio.ok("memory_add_many", facts=many)
+    assert len(added["created"]) == len(many)
+    assert {f["batch_id"] for f in added["created"]} == {added["batch_id"]}
+    removed = stdio.ok("memory_remove", ids=[f["id"] for f in added["created"]])
+    assert len(removed["removed"]) == len(many)
+    assert facts_in(db, object="Jupiter system") == []
+    assert [b["id"] for b in log_lines(db)[:2]] == [removed["batch_id"], added["batch_id"]]
+
+
 def test_single_valued_relations_supersede(stdio, db):
     first = stdio.ok("memory_add", subject="Marie Curie", relation="residence", object="Warsaw")
     second = stdio.ok("memory_add", subject="Marie Curie", relation="residence", object="Paris")

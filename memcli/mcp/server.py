@@ -67,19 +67,15 @@ Every write is one batch that memory_undo can revert."""
 
 
 # Tools that run on the event loop's thread (MemoryServer._quick): index reads and small
-# writes. memory_search (fuzzy matching over every entity name), memory_history (a scan
-# of the change log) and memory_ingest (the model) keep to worker threads.
+# writes (memory_add_many and memory_remove of at most QUICK_ROWS). memory_search (fuzzy
+# matching over every entity name), memory_history (a scan of the change log),
+# memory_undo (a batch of any size) and memory_ingest (the model) keep to worker
+# threads, where SQLite's long statements let the loop serve other calls meanwhile.
 QUICK = frozenset(
-    {
-        "memory_facts",
-        "memory_add",
-        "memory_add_many",
-        "memory_supersede",
-        "memory_edit",
-        "memory_remove",
-        "memory_undo",
-    }
+    {"memory_facts", "memory_add", "memory_add_many", "memory_supersede", "memory_edit",
+     "memory_remove"}
 )
+QUICK_ROWS = 50
 READ_TOOLS = frozenset({"memory_search", "memory_facts", "memory_history"})
 _LOCKED = object()  # MemoryServer._quick: run it on a worker thread instead
 
@@ -285,13 +281,17 @@ class MemoryServer:
     async def _in_pool(self, pool: ThreadPoolExecutor, call: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    async def run(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """`fn(store, *args, **kwargs)`, on the event loop's thread for QUICK tools while
-        memory is not locked by another writer, else on a worker thread; a MemcliError
-        comes back as a tool error with the CLI's message."""
+    async def run(
+        self, name: str, fn: Callable[..., Any], *args: Any, rows: int = 1, **kwargs: Any
+    ) -> Any:
+        """`fn(store, *args, **kwargs)`, on the event loop's thread for QUICK tools (of at
+        most QUICK_ROWS `rows`) while memory is not locked by another writer, else on a
+        worker thread; a MemcliError comes back as a tool error with the CLI's message."""
         started = time.perf_counter()
         try:
-            result = self._quick(name, fn, args, kwargs)
+            result: Any = _LOCKED
+            if rows <= QUICK_ROWS:
+                result = self._quick(name, fn, args, kwargs)
             if result is _LOCKED:
                 result = await self._in_pool(
                     self._pool, lambda: fn(self.store(), *args, **kwargs)
@@ -575,6 +575,7 @@ class MemoryServer:
             "memory_add_many",
             tools.add_many,
             [dict(f) for f in facts],
+            rows=len(facts),
             source=self.default_source(ctx, source),
             actor=self.actor(ctx),
             new_relation=new_relation,
@@ -634,7 +635,7 @@ class MemoryServer:
         """Remove facts by id, as one batch (memory_undo brings them back). An unknown id
         removes nothing."""
         return await self.run(
-            "memory_remove", tools.remove, ids, actor=self.actor(ctx)
+            "memory_remove", tools.remove, ids, rows=len(ids), actor=self.actor(ctx)
         )
 
     async def memory_undo(
