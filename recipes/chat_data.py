@@ -14,6 +14,12 @@ relation checks were tuned, and is run once, as a held-out check of the dev figu
 Deterministic for a seed.
 
     python -m recipes.chat_data --split dev --count 40 -o recipes/data/chat_dev.jsonl
+    python -m recipes.chat_data --split test --count 30 -o recipes/data/chat_test.jsonl
+
+After the `count` conversations about a person come `special` ones (a quarter of
+`count` by default) of each of two kinds: the person's own facts in the first person,
+with a relative named beside their kinship ("My sister Ingrid Solberg lives in …"), and
+who chairs an organisation, then "the new chairperson of … is …" (an update).
 """
 
 from __future__ import annotations
@@ -336,10 +342,126 @@ def conversation(split: str, index: int, rng: random.Random) -> dict:
     return {"id": f"{split}-{index:03d}", "turns": turns}
 
 
-def conversations(split: str, count: int, seed: int = 0) -> Iterator[dict]:
+# -- the person's own facts, relatives, and who chairs what ---------------------------
+
+INTRODUCTIONS = {
+    "train": ["Hi, I'm {p}.", "Call me {p}."],
+    "dev": ["My name is {p}."],
+    "test": ["Hello, my name is {p}.", "I am {p}."],
+}
+FIRST_PERSON = {  # relation -> split -> templates with {o}
+    "residence": {"train": ["I reside in {o}."], "dev": ["I live in {o}."],
+                  "test": ["I have lived in {o} for years."]},
+    "employer": {"train": ["I am employed by {o}."], "dev": ["I work for {o}."],
+                 "test": ["I have a job at {o}."]},
+    "educated at": {"train": ["I graduated from {o}."], "dev": ["I studied at {o}."],
+                    "test": ["I went to college at {o}."]},
+}
+FIRST_PERSON_QUESTIONS = {
+    "residence": {"train": ["Where do I reside?"], "dev": ["Where do I live?"],
+                  "test": ["Which city do I live in?"]},
+    "employer": {"train": ["Who employs me?"], "dev": ["Who do I work for?"],
+                 "test": ["Which company do I work for?"]},
+    "educated at": {"train": ["Where did I graduate from?"], "dev": ["Where did I study?"],
+                    "test": ["Which college did I go to?"]},
+}
+KIN_STATEMENTS = {  # "{kin}" is sister/brother, wife/husband (by the relative's name)
+    "train": ["My {kin} {r} resides in {o}."],
+    "dev": ["My {kin} {r} lives in {o}."],
+    "test": ["My {kin} {r} has lived in {o} for years."],
+}
+KIN_QUESTIONS = {
+    "train": ["What is my {kin} called?"], "dev": ["Who is my {kin}?"],
+    "test": ["What is my {kin}'s name?"],
+}
+CHAIRS = {
+    "train": ["{org} is led by its chairperson {p}."],
+    "dev": ["The chairperson of {org} is {p}.", "{org} is chaired by {p}."],
+    "test": ["{org}'s board is chaired by {p}."],
+}
+CHAIR_UPDATES = {
+    "train": ["{org} has a new chairperson: {p}."],
+    "dev": ["The new chairperson of {org} is {p}."],
+    "test": ["{p} is the new chairperson of {org}."],
+}
+CHAIR_QUESTIONS = {
+    "train": ["Who leads the board of {org}?"],
+    "dev": ["Who chairs {org}?", "Who is the chairperson of {org}?"],
+    "test": ["Who heads the board of {org}?"],
+}
+
+
+def about_me(split: str, index: int, rng: random.Random) -> dict:
+    """The person tells facts about themselves and a relative: first person before and
+    after they give their name, a relative named beside their kinship ("My sister Ingrid
+    Solberg lives in Aarhus": two facts), and questions in the first person."""
+    names = _Names(split, rng)
+    me, _ = names.person()
+    relative, first = names.person()
+    kin = rng.choice(["sister", "wife"] if first in FEMININE else ["brother", "husband"])
+    relation = {"sister": "sibling", "brother": "sibling"}.get(kin, "spouse")
+    told = rng.sample(sorted(FIRST_PERSON), 2)
+    place = names.thing("city")
+    turns: list[dict] = [
+        {"user": rng.choice(INTRODUCTIONS[split]).format(p=me), "facts": [],
+         "category": "introduction"},
+    ]
+    facts = {}
+    for r in told:
+        pool = {"residence": "city", "employer": "company", "educated at": "school"}[r]
+        obj = names.thing(pool)
+        facts[r] = obj
+        turns.append({"user": rng.choice(FIRST_PERSON[r][split]).format(o=obj),
+                      "facts": [[me, r, obj]], "category": "first person"})
+    turns.append({"user": rng.choice(KIN_STATEMENTS[split]).format(kin=kin, r=relative,
+                                                                    o=place),
+                  "facts": [[relative, "residence", place], [me, relation, relative]],
+                  "category": "kin"})
+    for r in told:
+        turns.append({"user": rng.choice(FIRST_PERSON_QUESTIONS[r][split]),
+                      "answer": [facts[r]], "category": "first person"})
+    turns.append({"user": rng.choice(KIN_QUESTIONS[split]).format(kin=kin),
+                  "answer": [relative], "category": "kin"})
+    question = rng.choice(WORDINGS[0].questions[split]).format(s=relative)  # residence
+    turns.append({"user": question, "answer": [place], "category": "kin"})
+    return {"id": f"{split}-me-{index:03d}", "turns": turns}
+
+
+def chairs(split: str, index: int, rng: random.Random) -> dict:
+    """Who chairs an organisation, then "the new chairperson … is": the old one is
+    superseded and the answer names the new one only."""
+    names = _Names(split, rng)
+    org = names.thing("company")
+    old, _ = names.person()
+    new, _ = names.person()
+    ask = rng.choice(CHAIR_QUESTIONS[split]).format(org=org)
+    turns = [
+        {"user": rng.choice(CHAIRS[split]).format(org=org, p=old),
+         "facts": [[org, "chairperson", old]], "category": "chair"},
+        {"user": ask, "answer": [old], "category": "chair"},
+        {"user": rng.choice(CHAIR_UPDATES[split]).format(org=org, p=new),
+         "facts": [[org, "chairperson", new]], "superseded": [[org, "chairperson", old]],
+         "category": "update"},
+        {"user": rng.choice(CHAIR_QUESTIONS[split]).format(org=org), "answer": [new],
+         "stale": [old], "category": "update"},
+    ]
+    return {"id": f"{split}-chair-{index:03d}", "turns": turns}
+
+
+def conversations(split: str, count: int, seed: int = 0, *,
+                  special: int | None = None) -> Iterator[dict]:
+    """`count` conversations about a person, then `special` (default: a quarter of
+    `count`) of each of `about_me` and `chairs`, from their own random streams (so the
+    first `count` are the same with any `special`)."""
     rng = random.Random(f"{split}-{seed}")
     for index in range(count):
         yield conversation(split, index, rng)
+    special = count // 4 if special is None else special
+    mine, chaired = random.Random(f"{split}-{seed}-me"), random.Random(f"{split}-{seed}-chair")
+    for index in range(special):
+        yield about_me(split, index, mine)
+    for index in range(special):
+        yield chairs(split, index, chaired)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,10 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("train", "dev", "test"), default="dev")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--special", type=int, default=None,
+                        help="conversations about the person themselves and of who chairs "
+                        "what, each (default: a quarter of --count)")
     parser.add_argument("-o", "--output", type=Path)
     args = parser.parse_args(argv)
-    lines = [json.dumps(c, ensure_ascii=False) for c in conversations(args.split, args.count,
-                                                                       args.seed)]
+    lines = [json.dumps(c, ensure_ascii=False)
+             for c in conversations(args.split, args.count, args.seed, special=args.special)]
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")

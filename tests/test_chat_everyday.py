@@ -321,7 +321,8 @@ def test_eval_chat_on_two_conversations_gives_exact_figures(tmp_path, monkeypatc
     path.write_text("\n".join(json.dumps(c) for c in TWO_CONVERSATIONS) + "\n")
     conversations = load_conversations(path)
     # The write relation check would repair "country" -> "employer"; keep the script's.
-    monkeypatch.setattr(writing, "better_relation", lambda s, subj, rel, obj, *rest: rel)
+    monkeypatch.setattr(writing, "choose_relation",
+                        lambda s, subj, rel, obj, *rest, **options: (rel, False))
     order = iter(["a", "b"])
 
     def make(store):
@@ -390,10 +391,18 @@ def test_the_generator_keeps_train_dev_and_test_apart_and_is_deterministic():
             assert not set(kind.get("train", [])) & set(kind.get("test", []))
     assert not any("work location" in json.dumps(c) for c in chat_data.conversations("train", 50))
     assert texts("dev") == texts("dev") and not texts("train") & texts("dev")
-    shipped = (chat_data.Path(chat_data.__file__).parent / "data" / "chat_dev.jsonl").read_text()
-    regenerated = "\n".join(json.dumps(c, ensure_ascii=False)
-                            for c in chat_data.conversations("dev", 40)) + "\n"
-    assert shipped == regenerated
+    for split, count in (("dev", 40), ("test", 30)):  # as the module docstring makes them
+        shipped = (chat_data.Path(chat_data.__file__).parent / "data" /
+                   f"chat_{split}.jsonl").read_text()
+        regenerated = "\n".join(json.dumps(c, ensure_ascii=False)
+                                for c in chat_data.conversations(split, count)) + "\n"
+        assert shipped == regenerated, split
+    # The first conversations do not depend on how many special ones follow.
+    assert list(chat_data.conversations("dev", 5, special=0)) == list(
+        chat_data.conversations("dev", 5, special=3))[:5]
+    kinds = [c["id"].split("-")[1] for c in chat_data.conversations("dev", 8)]
+    assert kinds == ["000", "001", "002", "003", "004", "005", "006", "007", "me", "me",
+                     "chair", "chair"]
 
 
 def test_a_bad_conversations_file_is_one_line_naming_where(tmp_path):

@@ -24,6 +24,17 @@ def chat(
         bool, typer.Option("--approve", help="Ask before storing each fact the model "
                            "extracts (yes, no or edit).")
     ] = False,
+    new_relations: Annotated[
+        bool, typer.Option("--new-relations", help="When no known relation fits a stated "
+                           "fact, store it under a relation named from the sentence's "
+                           "words (always proposed with --approve).")
+    ] = False,
+    user: Annotated[
+        str | None,
+        typer.Option("--user-name", metavar="NAME", help="Who \"I\" and \"my\" are in "
+                     "memory (default: the name you give, \"My name is …\", else \"the "
+                     "user\").", show_default=False),
+    ] = None,
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="Chat without reading or writing memory.")
     ] = False,
@@ -37,6 +48,8 @@ def chat(
     and the output is plain text.
     """
     import contextlib
+
+    user = _user_name(user)  # before any model work
 
     from memcli.catalog import resolve_engine
     from memcli.cli.output import note
@@ -52,8 +65,22 @@ def chat(
                           notify=note)
     code = run_chat(ChatOptions(
         **model_choice.options(), db=db,
-        hide_calls=hide_calls, approve=approve, memory=not no_memory,
+        hide_calls=hide_calls, approve=approve, new_relations=new_relations,
+        user=user, memory=not no_memory,
         execute=list(execute or []),
     ))
     if code:
         raise typer.Exit(code)
+
+
+def _user_name(name: str | None) -> str | None:
+    """The --user-name value, checked as any stored name is (a bad one: a usage error)."""
+    if name is None:
+        return None
+    from memcli.errors import InvalidNameError
+    from memcli.store.core import check_name
+
+    try:
+        return check_name(name, "--user-name")
+    except InvalidNameError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--user-name") from exc

@@ -90,15 +90,17 @@ class Proposal:
     edited_from: str | None = None  # the proposal's line before the person edited it
     replaces: str | None = None  # the current object it supersedes (single-valued relation)
     update: bool = False  # its sentence says the old value stopped ("moved to", "now")
+    new_relation: bool = False  # its relation is named from the sentence, not yet known
 
     def line(self) -> str:
         return fact_text(self.subject, self.relation, self.object)
 
     def shown(self) -> str:
-        """The line as the REPL shows it: an update names the value it replaces."""
+        """The line as the REPL shows it: an update names the value it replaces, a new
+        relation says so."""
         if self.replaces:
             return update_text(self.subject, self.relation, self.replaces, self.object)
-        return self.line()
+        return self.line() + (" (new relation)" if self.new_relation else "")
 
     def key(self) -> tuple[str, str, str]:
         return names.key(self.subject), names.key(self.relation), names.key(self.object)
@@ -154,19 +156,27 @@ class Conversation:
         *,
         memory: bool = True,
         approve: bool = False,
+        new_relations: bool = False,
+        user: str | None = None,
         session_id: str | None = None,
     ):
         self.engines = engines
         self.store = store
         self.memory = memory
         self.approve = approve
+        # A fact no known relation fits: propose a relation named from its sentence
+        # (always in approval mode, where the person sees it first), else leave it out.
+        self.new_relations = new_relations
         self.session_id = session_id or datetime.now().strftime("%Y%m%d-%H%M%S")
         self.history: list[dict[str, str]] = []
         self.turns: list[TurnRecord] = []
         self._said: list[str] = []  # messages and answers in the context, as text
         from memcli.runtime.writing import Context
 
-        self.context = Context()  # who "she" and "it" are (see runtime/writing.py)
+        # Who "she" and "it" are (see runtime/writing.py); "I" and "my" are `user` (the
+        # name the person gave, else "the user" until they say "My name is …").
+        self.user = user
+        self.context = Context(user=user)
         # The engine for turns that need no memory (greetings, requests): the base model
         # without the memory adapter. Made on first use by `chat_factory`, else taken
         # from `engines.chatting()`, else the answering engine.
@@ -190,7 +200,7 @@ class Conversation:
 
         self.history = []
         self._said = []
-        self.context = Context()
+        self.context = Context(user=self.context.user)
 
     # -- a turn -------------------------------------------------------------------------
 
@@ -216,7 +226,7 @@ class Conversation:
                     record.accepted = list(record.proposals)
                 self._store(record, view)
                 view.stored(record)
-            if self.memory and (plan.statements or plan.skipped):
+            if self.memory and (plan.statements or plan.skipped or plan.introductions):
                 self._acknowledge(record, view, plan)
         except BaseException as exc:
             record.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -313,6 +323,8 @@ class Conversation:
         engine = self.engines.writing()
         context = self._context()
         relations = self.store.relation_names()
+        known = {names.key(r) for r in relations}
+        new_relations = self.new_relations or self.approve
         seen: set[tuple[str, str, str]] = set()
         for sentence in plan.statements:
             view.begin()
@@ -326,25 +338,40 @@ class Conversation:
                 if isinstance(event, WriteDone):
                     triples, skipped = writing.checked_triples(
                         sentence.resolved, [(t.subject, t.relation, t.object)
-                                            for t in event.triples], relations)
+                                            for t in event.triples], relations,
+                        people=sentence.people, new_relations=new_relations)
+                    if not new_relations:
+                        skipped = [f"{why} (--new-relations or /approve on proposes a new "
+                                   "relation)" if why.startswith(writing.NO_RELATION) else why
+                                   for why in skipped]
                     record.skipped += skipped
                     wrote = {(names.key(t.subject), names.key(t.object)): t.relation
                              for t in event.triples}
                     for subject, relation, obj in triples:
                         said = wrote.get((names.key(subject), names.key(obj))) or wrote.get(
                             (names.key(obj), names.key(subject)))
-                        if said is None:
+                        new = names.key(relation) not in known
+                        if new:
+                            view.note("no known relation fits: proposing a new one, "
+                                      f"{fact_text(subject, relation, obj)}")
+                        elif said is None:
                             view.note(f"from the wording: {fact_text(subject, relation, obj)}")
                         elif names.key(said) != names.key(relation):
                             view.note(f"relation by meaning: {said} → {relation}")
                         proposal = Proposal(subject, relation, obj, sentence.text,
-                                            update=sentence.update)
+                                            update=sentence.update, new_relation=new)
                         if proposal.key() not in seen:
                             seen.add(proposal.key())
                             record.proposals.append(proposal)
             view.end()
             record.write_calls.append("".join(call))
             context = f"{context} {sentence.resolved}".strip()
+            for subject, relation, obj in sentence.facts:  # "my sister Ingrid …"
+                proposal = Proposal(subject, relation, obj, sentence.text)
+                if proposal.key() not in seen:
+                    view.note(f"from the wording: {fact_text(subject, relation, obj)}")
+                    seen.add(proposal.key())
+                    record.proposals.append(proposal)
 
     def _acknowledge(self, record: TurnRecord, view: View, plan: TurnPlan) -> None:
         """A short true sentence about what the statements stored (templated from the
@@ -358,8 +385,12 @@ class Conversation:
         reasons = [f"{s.text!r}: {writing.SKIP_REASONS[s.kind]}" for s in plan.skipped]
         if not stored and record.accepted:
             text = "I already had that in memory."
+        elif not stored and not plan.statements and not plan.skipped:
+            text = ""  # an introduction alone
         else:
             text = writing.acknowledge(stored, replaced, [*reasons, *record.skipped])
+        if plan.introductions:
+            text = f"Nice to meet you, {plan.introductions[-1].resolved}. {text}".strip()
         view.begin()
         view.show(Text(text))
         view.end()
@@ -389,6 +420,7 @@ class Conversation:
             rows,
             kind=BATCH_KIND,
             description=f"{self.source(record.number)}: {record.message[:50]}",
+            new_relation=any(p.new_relation for p in record.accepted),
         )
         record.batch_id, record.stored = batch_id, created
         record.superseded = self.store.superseded_in(batch_id) if batch_id is not None else []

@@ -39,6 +39,8 @@ class ChatOptions:
     db: Path | None = None
     hide_calls: bool = False
     approve: bool = False
+    new_relations: bool = False
+    user: str | None = None
     memory: bool = True
     execute: list[str] = field(default_factory=list)
 
@@ -149,19 +151,27 @@ class ChatSession:
             if not text:
                 return None
             try:
-                edited = self.parse_fact(text, proposal.sentence)
+                edited = self.parse_fact(text, proposal.sentence, new_relation=(
+                    proposal.relation if proposal.new_relation else None))
                 return replace(edited, edited_from=proposal.line())
             except MemcliError as exc:
                 self.view.error(str(exc))
 
-    def parse_fact(self, text: str, sentence: str = "") -> Proposal:
+    def parse_fact(self, text: str, sentence: str = "",
+                   new_relation: str | None = None) -> Proposal:
+        """A fact the person typed; its relation must be known, or be `new_relation` (the
+        new one proposed for the fact being edited)."""
         parts = [p.strip() for p in text.split(">>")]
         if len(parts) != 3:
             raise UsageError("write it as subject >> relation >> object")
         subject = check_name(parts[0], "subject")
         relation = check_name(parts[1], "relation")
         obj = check_name(parts[2], "object")
-        if names.key(relation) not in self.store.relation_keys():
+        known = names.key(relation) in self.store.relation_keys()
+        if not known and new_relation is not None and names.key(relation) == names.key(
+                new_relation):
+            return Proposal(subject, relation, obj, sentence, new_relation=True)
+        if not known:
             hint = self.store.suggest_relations(relation)
             raise UsageError(
                 f"unknown relation {relation!r}"
@@ -317,7 +327,8 @@ def run_chat(options: ChatOptions) -> int:
         store, engine=options.engine, model=options.model, adapter=options.adapter,
         no_adapter=options.no_adapter, threads=options.threads,
     )
-    conversation = Conversation(engines, store, memory=options.memory, approve=options.approve)
+    conversation = Conversation(engines, store, memory=options.memory, approve=options.approve,
+                                new_relations=options.new_relations, user=options.user)
     from memcli.repl.conversation import base_engine_factory
 
     conversation.chat_factory = base_engine_factory(engines, store)

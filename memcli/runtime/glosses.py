@@ -2,9 +2,19 @@
 English descriptions of their Wikidata properties (CC0). Matching by meaning compares a
 question or a statement to a relation's name *and* its gloss (whichever is closer), so
 that a name like "record label" also matches talk of recordings. A relation without a
-gloss (a user's own, `--new-relation`) is matched by its name alone."""
+gloss (a user's own, `--new-relation`) is matched by its name alone.
+
+Two more facts about each relation help choose among them, as Wikidata's property
+constraints do: `HUMAN_RELATIONS`, whose subject is a person (a sentence or question
+about a person is matched against these, and a user's own relations, only), and
+`VALUE_TYPES`, what kind of thing the object is ("a city, town or place" for
+`residence`): a written object's name is compared to it, so that "works at Arcwise Labs"
+is `employer` and "works in Dunedin" is `work location`. A relation without a value type
+is compared as "a <its name>" ("a favourite dish")."""
 
 from __future__ import annotations
+
+import functools
 
 GLOSSES: dict[str, str] = {
     "head of government": "the head of the executive power of a town, city, state or country",
@@ -75,3 +85,52 @@ GLOSSES: dict[str, str] = {
     "sister city": "a twin town or sister city",
     "publication date": "the date when a work was first published or released",
 }
+
+
+# Relations whose subject Wikidata constrains to people (subject type: human).
+HUMAN_RELATIONS = frozenset({
+    "residence", "employer", "educated at", "spouse", "sibling", "child", "father",
+    "mother", "languages spoken, written or signed", "record label", "member of sports team",
+    "place of birth", "place of death", "date of birth", "date of death",
+    "country of citizenship", "work location", "member of political party", "position held",
+    "religion", "ethnic group", "notable work", "award received", "military branch",
+})
+
+_PLACE = "a city, town or place"
+PERSON_VALUE = _PERSON = "a person's name"
+VALUE_TYPES: dict[str, str] = {
+    "residence": _PLACE, "place of birth": _PLACE, "place of death": _PLACE,
+    "work location": _PLACE, "country of citizenship": "a country",
+    "employer": "a company or organization", "record label": "a record label",
+    "educated at": "a school or university", "member of sports team": "a sports team",
+    "member of political party": "a political party",
+    "military branch": "a branch of the armed forces",
+    "languages spoken, written or signed": "a language", "spouse": _PERSON,
+    "sibling": _PERSON, "child": _PERSON, "father": _PERSON, "mother": _PERSON,
+    "date of birth": "a date", "date of death": "a date", "ethnic group": "an ethnic group",
+    "religion": "a religion", "position held": "a position or public office",
+    "award received": "an award or prize",
+    "notable work": "a book, film or other creative work",
+    # Relations of organisations, places and works whose value is a person.
+    "chairperson": _PERSON, "founded by": _PERSON, "head of government": _PERSON,
+    "head of state": _PERSON, "director": _PERSON, "author": _PERSON, "composer": _PERSON,
+    "screenwriter": _PERSON, "lyrics by": _PERSON, "cast member": _PERSON,
+}
+
+
+def value_type(relation: str) -> str:
+    """What the relation's object is, as a short noun phrase to embed."""
+    return VALUE_TYPES.get(relation) or f"a {relation}"
+
+
+@functools.cache
+def _builtin() -> frozenset[str]:
+    from memcli.store.core import builtin_relations
+
+    return frozenset(builtin_relations().values())
+
+
+def about_people(relation: str) -> bool:
+    """Whether a relation may have a person as its subject: one of `HUMAN_RELATIONS`, or
+    one that is not a DocRED name (a user's own relation)."""
+    return relation in HUMAN_RELATIONS or relation not in _builtin()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
 from memcli.runtime.embeddings import Embedder, rank_relations, shared_embedder
+from memcli.runtime.glosses import HUMAN_RELATIONS, about_people
 from memcli.runtime.writing import names_in
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore
@@ -107,6 +108,10 @@ def choose_facts(
             continue
         text = _question_text(question, entity)
         ranked = dict(rank_relations(text, relations, embedder))
+        if _is_person(entity, facts, embedder):
+            # About a person, only relations a person can have compete: "Which company is
+            # Dana with?" is not a question about a `manufacturer`.
+            ranked = {r: x for r, x in ranked.items() if about_people(r)} or ranked
         best = max(ranked.values()) if ranked else 0.0
         for fact in facts:
             score = ranked.get(fact.relation)
@@ -121,6 +126,16 @@ def choose_facts(
         if key in groups or len(groups) < limit:
             groups.setdefault(key, []).append(choice)
     return [c for group in groups.values() for c in group]
+
+
+def _is_person(entity: str, facts: Sequence[Fact], embedder: Embedder) -> bool:
+    """Whether an entity is a person: the subject of a fact only people have, or a name
+    that reads as a person's (`writing.is_person`)."""
+    from memcli.runtime.writing import is_person
+
+    key = names.key(entity)
+    return any(f.relation in HUMAN_RELATIONS and names.key(f.subject) == key
+               for f in facts) or is_person(entity, embedder)
 
 
 def facts_by_meaning(
