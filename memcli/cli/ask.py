@@ -5,11 +5,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from memcli.cli.common import DbOption, JsonOption, ModelChoice, model_options
+from memcli.cli.common import (
+    WRITE_BATCH,
+    BatchOption,
+    DbOption,
+    JsonOption,
+    ModelChoice,
+    model_options,
+)
 from memcli.cli.output import ProgressBar, counted, json_line, note, safe
 from memcli.errors import MemcliError, UsageError
 from memcli.store.safety import printable
@@ -77,6 +85,7 @@ def ingest(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the facts; store nothing.")
     ] = False,
+    batch: BatchOption = WRITE_BATCH,
     model_choice: ModelChoice = ModelChoice(),
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -90,6 +99,7 @@ def ingest(
     """
     from memcli.runtime.events import CallFailed, WriteDone
     from memcli.runtime.sentences import split_sentences
+    from memcli.runtime.write_batch import WriteRequest, write_sentences
     from memcli.store.core import TripleStore
     from memcli.store.csvio import decode, read_source
 
@@ -104,22 +114,26 @@ def ingest(
     with TripleStore(db) as store:
         engine = model_choice.open(store, notify=note)
         progress = ProgressBar("ingesting", len(sentences), unit="sentences")
-        context: list[str] = []
+        texts = [sentence for sentence, _line in sentences]
+        requests = (
+            WriteRequest(sentence, " ".join(texts[:i]), f"ingest {name}:{line}")
+            for i, (sentence, line) in enumerate(sentences)
+        )
         try:
-            for sentence, line in sentences:
-                source = f"ingest {name}:{line}"
-                for event in engine.write(
-                    sentence, " ".join(context), source=source, dry_run=dry_run
-                ):
-                    if isinstance(event, WriteDone):
-                        proposed += len(event.triples)
-                        stored += len(event.stored)
-                        _print_write(event, line, as_json)
-                    elif isinstance(event, CallFailed):
-                        note(f"{name}:{line}: {event.message}")
-                context.append(sentence)
-                done += 1
-                progress.update(done)
+            outcomes = write_sentences(engine, requests, batch=batch, dry_run=dry_run)
+            with closing(outcomes):  # ends the batch before the engine closes
+                for (_sentence, line), outcome in zip(sentences, outcomes, strict=False):
+                    for event in outcome.events:
+                        if isinstance(event, WriteDone):
+                            proposed += len(event.triples)
+                            stored += len(event.stored)
+                            _print_write(event, line, as_json)
+                        elif isinstance(event, CallFailed):
+                            note(f"{name}:{line}: {event.message}")
+                    if outcome.error is not None:
+                        raise outcome.error
+                    done += 1
+                    progress.update(done)
         except KeyboardInterrupt:
             progress.close()
             note(f"interrupted after {done} of {counted(len(sentences), 'sentence')}; "

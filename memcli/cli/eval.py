@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from memcli.cli.common import ModelChoice, model_options
+from memcli.cli.common import WRITE_BATCH, BatchOption, ModelChoice, model_options
 
 if TYPE_CHECKING:
     from memcli.evaluation.data import Document
@@ -137,6 +137,7 @@ def _config(max_tokens: int | None = None) -> EngineConfig:
 def write(
     data: DataOption = None,
     docs: DocsOption = None,
+    batch: BatchOption = WRITE_BATCH,
     model_choice: ModelChoice = ModelChoice(),
     as_json: ReportOption = False,
 ) -> None:
@@ -150,7 +151,8 @@ def write(
 
     with _session(data, docs, _config(), model_choice) as (documents, engine):
         report = _run("writing", sentence_count(documents),
-                      lambda progress: evaluate_write(engine, documents, progress=progress))
+                      lambda progress: evaluate_write(engine, documents, progress=progress,
+                                                      batch=batch))
         settings = _settings(data, docs, engine, model_choice)
     _print(f"eval write: {len(documents)} documents", report, settings, as_json)
 

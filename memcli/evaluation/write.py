@@ -15,15 +15,16 @@ are micro-averaged over triples.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from time import perf_counter
 
-from memcli.errors import MemcliError
 from memcli.evaluation.data import Document, LabelledFact
 from memcli.evaluation.metrics import PRF, max_matching, ratio
 from memcli.protocol import Triple
 from memcli.runtime.engine_api import Engine
-from memcli.runtime.events import CallFailed, WriteDone
+from memcli.runtime.events import CallFailed
+from memcli.runtime.write_batch import WriteRequest, write_sentences
 from memcli.store import names
 
 Progress = Callable[[int], None]
@@ -136,25 +137,24 @@ def evaluate_write(
     *,
     progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
+    batch: int = 1,
 ) -> WriteReport:
+    """`batch`: sentences decoded together (`runtime.write_batch`); the same calls."""
     clock = clock or perf_counter
     results: list[SentenceResult] = []
     started = clock()
-    for doc in docs:
-        for i, sentence in enumerate(doc.sentences):
-            context = " ".join(doc.sentences[:i])
-            predicted: list[Triple] = []
-            failures: list[str] = []
-            try:
-                for event in engine.write(
-                    sentence, context, source=f"eval {doc.index}:{i}", dry_run=True
-                ):
-                    if isinstance(event, WriteDone):
-                        predicted = list(event.triples)
-                    elif isinstance(event, CallFailed):
-                        failures.append(event.message)
-            except (MemcliError, ValueError) as exc:
-                failures.append(str(exc))
+    where = [(doc, i) for doc in docs for i in range(len(doc.sentences))]
+    requests = [
+        WriteRequest(doc.sentences[i], " ".join(doc.sentences[:i]), f"eval {doc.index}:{i}")
+        for doc, i in where
+    ]
+    with closing(write_sentences(engine, requests, batch=batch, dry_run=True)) as outcomes:
+        for (doc, i), outcome in zip(where, outcomes, strict=True):
+            written = outcome.done
+            predicted: list[Triple] = list(written.triples) if written is not None else []
+            failures = [e.message for e in outcome.events if isinstance(e, CallFailed)]
+            if outcome.error is not None:
+                failures.append(str(outcome.error))
             gold = doc.write_gold(i)
             matched = match_triples(doc, predicted, gold)
             results.append(SentenceResult(

@@ -138,3 +138,56 @@ def sync(backend: Backend, tokens: Sequence[int]) -> int:
     backend.truncate(keep)
     backend.eval(tokens[keep:])
     return len(tokens) - keep
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@runtime_checkable
+class Sequences(Protocol):
+    """Several token sequences ("slots") decoded together on one context: what batched
+    writes (`runtime/batch_write.py`) need of a backend that has `sequences(n)`.
+
+    `start` and `push` queue tokens; `decode` evaluates everything queued in one pass of
+    the model; then `sample(slot, ...)` picks the next token of each slot that had
+    tokens queued, from that slot's own logits. A slot's cache may begin with what
+    another slot holds (a shared prefix is evaluated once)."""
+
+    stats: Stats
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def capacity(self) -> int:
+        """The most tokens one slot holds (prompt and generated)."""
+        ...
+
+    def start(self, slot: int, tokens: Sequence[int]) -> int:
+        """Make `slot` hold `tokens`: the longest prefix some slot already holds is
+        reused, the rest (at least the last token) queued. Returns how many are queued."""
+        ...
+
+    def push(self, slot: int, token: int) -> None:
+        """Queue one sampled token after `slot`'s."""
+        ...
+
+    def move(self, slot: int, to: int) -> None:
+        """Give `slot`'s sequence to the free slot `to` (running sequences are kept in
+        the lowest slots)."""
+        ...
+
+    def decode(self) -> None: ...
+
+    def sample(
+        self, slot: int, allowed: Mask | None = None, temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> int: ...
+
+    def close(self) -> None: ...

