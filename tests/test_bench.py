@@ -147,7 +147,7 @@ def test_scale_bench_rows_keep_the_contract(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_scale, "CACHE", tmp_path / "cache")
     assert bench_scale.run(quick=True) == []  # full `make bench` only
     rows = bench_scale.run(False, big=3000, small=1000, lookups=100, startup_runs=1)
-    assert len(rows) == 8
+    assert len(rows) == 9  # lookups ×6, the spelling fallback, start-up ×2
     for r in rows:
         assert tuple(r) == ROW_FIELDS
         assert r["ours"] > 0 and r["baseline"] > 0
