@@ -273,3 +273,18 @@ def test_a_bad_user_name_is_one_line_before_any_model_work():
     assert result.exit_code != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--user-name" in lines[0], result.stderr
+
+
+def test_a_month_alone_is_no_name_and_the_models_chairperson_runs_from_the_organisation():
+    assert writing.names_in("Casper Brandt relocated to Nagoya in May.") == [
+        "Casper Brandt", "Nagoya"]
+    assert writing.checked_triples("Casper Brandt relocated to Nagoya in May.",
+                                   [("Casper Brandt", "residence", "May")], RELATIONS) == (
+        [("Casper Brandt", "residence", "Nagoya")], [])
+    assert writing.checked_triples(
+        "Solveig Osei is the new chairperson of Lumen Analytics.",
+        [("Solveig Osei", "chairperson", "Lumen Analytics")], RELATIONS)[0] == [
+        ("Lumen Analytics", "chairperson", "Solveig Osei")]
+    assert writing.checked_triples(
+        "Microsoft was founded by Bill Gates.", [("Microsoft", "founded by", "Bill Gates")],
+        RELATIONS)[0] == [("Microsoft", "founded by", "Bill Gates")]

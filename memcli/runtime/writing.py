@@ -192,6 +192,12 @@ def kin_apposition(resolved: str) -> tuple[tuple[str, str, str], str] | None:
     return (owner, kin, relative), f"{relative} {rest}"
 
 
+# A month or a weekday alone is when, not who or where ("relocated to Nagoya in May").
+CALENDAR_WORDS = frozenset(
+    "January February March April May June July August September October November December "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())
+
+
 def names_in(sentence: str) -> list[str]:
     """Runs of capitalised words (not the sentence's first word alone, unless two or more
     words), as people's and places' names."""
@@ -204,7 +210,7 @@ def names_in(sentence: str) -> list[str]:
             name.lower() in PRONOUNS or QUESTION_START.match(name) or name in ("The", "A")
         ):
             continue
-        if name.lower() in PRONOUNS or name in ("I",):
+        if name.lower() in PRONOUNS or name in ("I",) or name in CALENDAR_WORDS:
             continue
         found.append(name)
     return found
@@ -435,7 +441,10 @@ def _spelled(sentence: str, name: str) -> bool:
 
 
 def _is_name(span: str) -> bool:
-    """A name: it has a capitalised word or a digit (or is the user)."""
+    """A name: it has a capitalised word or a digit (or is the user), and is not a month
+    or a weekday alone."""
+    if span.strip() in CALENDAR_WORDS:
+        return False
     return span == USER or bool(re.search(r"(?:^|\s)[A-Z0-9]|\d", span))
 
 
@@ -539,7 +548,13 @@ def choose_relation(
         # Wordings about people are what the check was measured on; about places and
         # things (Re-DocRED's "Lake Geneva is in France") the model's choice is better,
         # unless the wording is far closer to another relation ("X is chaired by Y" is
-        # not `headquarters location`).
+        # not `headquarters location`). A relation whose value is a person runs from the
+        # name that reads less as a person's ("Solveig Osei >> chairperson >> Lumen
+        # Analytics" is the other way round).
+        if not about_people(relation) and value_type(relation) == PERSON_VALUE:
+            model = embedder or shared_embedder()
+            sims = model.similarity(PERSON_VALUE, [subject, obj])  # type: ignore[attr-defined]
+            return relation, bool(sims[0] > sims[1])
         return relation, False
     forward = [r for r in fit if about_people(r)] if person else list(fit)
     # Reversed only where the wording is closest to that relation of all ("someone is the
