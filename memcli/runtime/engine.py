@@ -530,40 +530,27 @@ class MemoryEngine(MemoryLogic):
         return sentence, self.backend.tokenize(prompt, special=True)
 
 
-class WriteCall:
-    """One MEM_WRITE call being decoded after its head, a token at a time: the text so
+class WriteText:
+    """The text of one MEM_WRITE call after its head, as it arrives in pieces: the text so
     far, the triples parsed from it, the events to report, and where it ends (`closed`:
-    the grammar closed it, the model ran on, or the token budget ran out). The same for
-    one sentence (`MemoryEngine.write`) and for many decoded together (`write_batch`)."""
+    it closed, the model ran on, or `finish()` cut it). The same for every engine: a
+    local model's tokens (`WriteCall`) and a server's text (`RemoteEngine.write`)."""
 
-    def __init__(self, decoder: ConstrainedDecoder, cmd: Command, max_tokens: int):
-        self.decoder, self.cmd = decoder, cmd
+    def __init__(self) -> None:
         self.parser = StreamParser()
         self.parser.feed(protocol.WRITE_HEAD)
         self.raw = [protocol.WRITE_HEAD]
         self.parsed: list[protocol.Triple] = []
         self.closed: str | None = None
-        self.tokens = 0
-        self._left = max_tokens
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._events: list[Event] = [CallStart("write"), CallText("write", protocol.WRITE_HEAD)]
-        if self._left <= 0:
-            self._out_of_tokens()
-
-    def mask(self) -> np.ndarray:
-        return self.decoder.mask(self.cmd)
 
     def take_events(self) -> list[Event]:
         """The events since the last call."""
         events, self._events = self._events, []
         return events
 
-    def accept(self, token: int, piece_bytes: bytes) -> None:
-        """The model chose `token` (whose text is `piece_bytes`)."""
-        self.decoder.advance(self.cmd, token)
-        self.tokens += 1
-        self._left -= 1
-        piece = self._utf8.decode(piece_bytes)
+    def feed(self, piece: str) -> None:
+        """The next piece of the call's text."""
         self.raw.append(piece)
         for event in self.parser.feed(piece):
             if isinstance(event, protocol.CallText):
@@ -572,23 +559,58 @@ class WriteCall:
                 self.parsed = list(event.triples)
             elif isinstance(event, protocol.CallError):
                 self._events.append(CallFailed(event.raw, event.message))
-        if self.decoder.is_done(self.cmd):
-            self.closed = "".join(self.raw)
-        elif protocol.ITEM_SEP in piece and _runs_on("".join(self.raw)):
+        call = "".join(self.raw)
+        if self._ended(call):
+            self.closed = call
+        elif protocol.ITEM_SEP in piece and _runs_on(call):
             # The model repeats itself or relates an entity to itself: end the call with
             # what came before instead of spending tokens on more of it.
-            self._close(_close_before_last_item("".join(self.raw), keep_last_done=False))
-        elif self._left <= 0:
-            self._out_of_tokens()
+            self._close(_close_before_last_item(call, keep_last_done=False))
 
-    def _out_of_tokens(self) -> None:
-        """Keep the finished triples, drop the one in progress."""
-        self._close(_close_before_last_item("".join(self.raw), keep_last_done=True))
+    def finish(self) -> None:
+        """No more text (out of tokens, the server stopped): an unclosed call keeps its
+        finished triples and drops the one in progress."""
+        if self.closed is None:
+            self._close(_close_before_last_item("".join(self.raw), keep_last_done=True))
+
+    def _ended(self, call: str) -> bool:
+        return call.endswith(protocol.CLOSE)
 
     def _close(self, closed: str) -> None:
         self.closed = closed
         self.parsed = protocol.parse_write(closed)
         self._events.append(CallText("write", protocol.CLOSE))
+
+
+class WriteCall(WriteText):
+    """One MEM_WRITE call being decoded after its head, a token at a time under its token
+    mask, within `max_tokens`. The same for one sentence (`MemoryEngine.write`) and for
+    many decoded together (`write_batch`)."""
+
+    def __init__(self, decoder: ConstrainedDecoder, cmd: Command, max_tokens: int):
+        super().__init__()
+        self.decoder, self.cmd = decoder, cmd
+        self.tokens = 0
+        self._left = max_tokens
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if self._left <= 0:
+            self.finish()
+
+    def mask(self) -> np.ndarray:
+        return self.decoder.mask(self.cmd)
+
+    def accept(self, token: int, piece_bytes: bytes) -> None:
+        """The model chose `token` (whose text is `piece_bytes`)."""
+        self.decoder.advance(self.cmd, token)
+        self.tokens += 1
+        self._left -= 1
+        self.feed(self._utf8.decode(piece_bytes))
+        if self._left <= 0:
+            self.finish()
+
+    def _ended(self, call: str) -> bool:
+        return self.decoder.is_done(self.cmd)
+
 
 def _plausible(triple: protocol.Triple) -> bool:
     """Drop what a small model writes when it runs on: an entity related to itself, or

@@ -57,17 +57,11 @@ from urllib.parse import urlsplit
 
 from memcli import protocol
 from memcli.errors import MemcliError, ModelError, UsageError
-from memcli.protocol import OPEN, ReadQuery, StreamParser
+from memcli.protocol import OPEN, ReadQuery
 from memcli.runtime import prompts, read_scope
-from memcli.runtime.engine import (
-    EngineConfig,
-    MemoryLogic,
-    _close_before_last_item,
-    _runs_on,
-    _Turn,
-)
+from memcli.runtime.engine import EngineConfig, MemoryLogic, WriteText, _Turn
 from memcli.runtime.engine_api import Capabilities
-from memcli.runtime.events import CallFailed, CallStart, CallText, Done, Event, Timing
+from memcli.runtime.events import CallFailed, Done, Event, Timing
 
 if TYPE_CHECKING:
     from memcli.catalog import EngineSpec
@@ -1250,44 +1244,26 @@ class RemoteEngine(MemoryLogic):
         messages = prompts.write_messages(sentence, context, few_shot=self.config.few_shot)
         prompt = self.template.render(messages) + protocol.WRITE_HEAD
         relations = self.store.relation_names() if self.store else []
-        parser = StreamParser()
-        raw = [protocol.WRITE_HEAD]
-        parsed: list = []
-        yield CallStart("write")
-        yield CallText("write", protocol.WRITE_HEAD)
-        parser.feed(protocol.WRITE_HEAD)
-        closed: str | None = None
+        call = WriteText()
+        yield from call.take_events()
         pieces = self._constrained(progress, prompt, "write", [sentence], relations, entities)
         try:
             for piece in pieces:
-                raw.append(piece)
-                for event in parser.feed(piece):
-                    if isinstance(event, protocol.CallText):
-                        yield CallText("write", event.text)
-                    elif isinstance(event, protocol.WriteTriples):
-                        parsed = list(event.triples)
-                    elif isinstance(event, protocol.CallError):
-                        yield CallFailed(event.raw, event.message)
-                call = "".join(raw)
-                if call.endswith(protocol.CLOSE):
-                    closed = call
-                    break
-                if protocol.ITEM_SEP in piece and _runs_on(call):
-                    closed = _close_before_last_item(call, keep_last_done=False)
-                    parsed = protocol.parse_write(closed)
-                    yield CallText("write", protocol.CLOSE)
+                call.feed(piece)
+                yield from call.take_events()
+                if call.closed is not None:
                     break
         except ServerError:
             raise
         except MemcliError as exc:  # GrammarError, ConstraintViolation: end the call here
-            yield CallFailed("".join(raw), str(exc))
+            yield CallFailed("".join(call.raw), str(exc))
         finally:
             pieces.close()
-        if closed is None:
-            closed = _close_before_last_item("".join(raw), keep_last_done=True)
-            parsed = protocol.parse_write(closed)
-            yield CallText("write", protocol.CLOSE)
-        yield self.finish_write(parsed, closed, sentence, source=source, dry_run=dry_run)
+        call.finish()
+        yield from call.take_events()
+        assert call.closed is not None
+        yield self.finish_write(call.parsed, call.closed, sentence, source=source,
+                                dry_run=dry_run)
         elapsed = time.perf_counter() - progress.started
         yield Timing(progress.prompt_tokens, progress.generated, elapsed, progress.first,
                      progress.generated / elapsed if elapsed > 0 else 0.0)
