@@ -33,7 +33,7 @@ from memcli.store import names
 from recipes import chat_data
 from recipes.data import IM_END, Example, render_chat
 
-DEFAULT_COUNT = 400  # conversations: ~1,000 write examples, a third of the Re-DocRED set
+DEFAULT_COUNT = 400  # conversations (+ 100 + 100 special ones): 1,418 write examples
 
 
 def _spelled_in(sentence: str, name: str) -> bool:
@@ -83,6 +83,8 @@ def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[
         for _subject, _relation, obj in stored:  # "it" in the next turn, as the runtime
             context.saw_thing(obj)
         said.append(message)  # memcli's reply follows in the context, as in the runtime
+        if plan.introductions:  # "My name is …": the runtime's greeting, as it says it
+            said.append(f"Nice to meet you, {plan.introductions[-1].resolved}.")
         if stored or plan.statements:
             said.append(_reply(stored, replaced))
         elif "answer" in turn:

@@ -266,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reads-per-doc", type=int, default=1)
     p.add_argument("--chat", type=int, default=0, metavar="N",
                    help="also train on the write calls of N conversations of the train split "
-                        "of recipes/chat_data.py (recipes/chat_train.py; 400 give ~1,000)")
+                        "of recipes/chat_data.py (recipes/chat_train.py; 400 give ~1,400)")
     p.add_argument("--max-context", type=int, default=None,
                    help="characters of preceding text in write examples (default: as the "
                    "runtime, up to 1500)")

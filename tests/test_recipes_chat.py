@@ -83,3 +83,24 @@ def test_train_split_only_and_every_target_is_a_valid_write_of_its_sentence():
 def test_examples_are_deterministic():
     assert [e.text for e in chat_train.chat_examples(20)] == [
         e.text for e in chat_train.chat_examples(20)]
+
+
+def test_first_person_and_relatives_are_taught_by_name_after_the_introduction():
+    conversation = {"id": "me", "turns": [
+        {"user": "Call me Yuki Haugen.", "facts": [], "category": "introduction"},
+        {"user": "I graduated from Nordhavn Academy.",
+         "facts": [["Yuki Haugen", "educated at", "Nordhavn Academy"]],
+         "category": "first person"},
+        {"user": "My brother Rolf Petrov resides in Graz.",
+         "facts": [["Rolf Petrov", "residence", "Graz"], ["Yuki Haugen", "sibling", "Rolf Petrov"]],
+         "category": "kin"},
+    ]}
+    first, kin = chat_train.conversation_examples(conversation, 0)
+    assert first.segments[0] == (_prompt(
+        "Yuki Haugen graduated from Nordhavn Academy.",
+        "Call me Yuki Haugen. Nice to meet you, Yuki Haugen."), False)
+    # The kinship is the runtime's own (from the form); the write call is about the rest.
+    assert kin.segments[0][0].endswith(
+        "Sentence: Rolf Petrov resides in Graz.<|im_end|>\n<|im_start|>assistant\n"
+        + protocol.WRITE_HEAD)
+    assert kin.target == "Rolf Petrov>>residence>>Graz})" + IM_END
