@@ -288,3 +288,21 @@ def test_a_month_alone_is_no_name_and_the_models_chairperson_runs_from_the_organ
     assert writing.checked_triples(
         "Microsoft was founded by Bill Gates.", [("Microsoft", "founded by", "Bill Gates")],
         RELATIONS)[0] == [("Microsoft", "founded by", "Bill Gates")]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "user"),
+    [
+        ("My name is Ayla Brandt.", "introduction", "Ayla Brandt"),
+        ("Hello, my name is Ayla.", "introduction", "Ayla"),
+        ("Call me Ishmael.", "introduction", "Ishmael"),
+        ("I’m Noor Osei!", "introduction", "Noor Osei"),
+        ("I'm fine.", "statement", None),
+        ("I am Swedish.", "statement", None),  # "I am X" names only with a full name
+        ("I am in Oslo.", "statement", None),
+    ],
+)
+def test_what_an_introduction_is(sentence, kind, user):
+    context = writing.Context()
+    [planned] = writing.plan_turn(sentence, context).sentences
+    assert (planned.kind, context.user) == (kind, user)

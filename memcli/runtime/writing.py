@@ -155,14 +155,20 @@ class Context:
 
 
 USER = "the user"
+# "I am X" names the person only with a full name ("I am Swedish" says something else).
 _NAME_IS = re.compile(
-    r"\b(?:my name is|i am called|call me|i'm|i am)\s+([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)"
+    r"\b(?:(?i:my name is|my name's|i am called|call me)\s+([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)"
+    r"|(?i:i'm|i’m|i am)\s+([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)+))"
 )
 # A sentence that only says who the person is ("My name is Ayla Brandt."): it names the
 # user (what "I" and "my" are written as from then on) and stores nothing itself.
 INTRODUCTION = re.compile(
-    r"^\s*(?:hi|hello|hey)?[,!.\s]*(?:my name is|my name's|i am called|call me|"
-    r"i'm|i am)\s+([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)\s*[.!]?\s*$", re.IGNORECASE)
+    rf"^\s*(?i:hi|hello|hey)?[,!.\s]*(?:{_NAME_IS.pattern})\s*[.!]?\s*$")
+
+
+def introduced_name(match: re.Match[str]) -> str:
+    """The name an `_NAME_IS` or `INTRODUCTION` match gives."""
+    return match.group(1) or match.group(2)
 
 # "My sister Ingrid lives in Oslo": a relative named beside the noun that says how they
 # are related. The sentence states two facts: the kinship ("the user >> sibling >>
@@ -223,7 +229,7 @@ def resolve(sentence: str, context: Context) -> tuple[str, list[str]]:
     used: list[str] = []
     match = _NAME_IS.search(sentence)
     if match:
-        context.user = match.group(1)
+        context.user = introduced_name(match)
 
     def person() -> str | None:
         return context.people[-1] if context.people else None
@@ -663,7 +669,7 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
         if kind == "introduction":
             introduced = INTRODUCTION.match(text)
             if introduced:
-                context.user = introduced.group(1)
+                context.user = introduced_name(introduced)
                 context.persons.append(context.user)
             resolved = context.user or text
         if kind in ("statement", "question"):
