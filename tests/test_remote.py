@@ -599,10 +599,12 @@ def test_mcp_memory_ingest_writes_through_a_remote_engine(tmp_path):
     with FakeServer("vllm", model_script) as server:
         mcp = MemoryServer(db, model=ModelOptions(engine=server.url))
         try:
-            result = asyncio.run(mcp.ingest("Lake Geneva lies in Switzerland.",
+            answer = asyncio.run(mcp.ingest("Lake Geneva lies in Switzerland.",
                                             source="test", actor="mcp client"))
         finally:
             mcp.close()
+    assert not answer.is_error
+    result = answer.structured_content  # the tool's result, as the client receives it
     assert result["sentences"] == 1 and result["problems"] == []
     assert [(f["subject"], f["relation"], f["object"]) for f in result["stored"]] == [
         ("Lake Geneva", "country", "Switzerland")]
