@@ -25,6 +25,7 @@ from memcli.repl.conversation import Conversation, Proposal
 from memcli.repl.render import TurnView
 from memcli.store import names
 from memcli.store.core import TripleStore, check_name
+from memcli.syntax import SEP
 
 PROMPT = "memcli> "
 
@@ -161,7 +162,7 @@ class ChatSession:
                    new_relation: str | None = None) -> Proposal:
         """A fact the person typed; its relation must be known, or be `new_relation` (the
         new one proposed for the fact being edited)."""
-        parts = [p.strip() for p in text.split(">>")]
+        parts = [p.strip() for p in text.split(SEP)]
         if len(parts) != 3:
             raise UsageError("write it as subject >> relation >> object")
         subject = check_name(parts[0], "subject")
