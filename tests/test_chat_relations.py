@@ -306,3 +306,21 @@ def test_what_an_introduction_is(sentence, kind, user):
     context = writing.Context()
     [planned] = writing.plan_turn(sentence, context).sentences
     assert (planned.kind, context.user) == (kind, user)
+
+
+def test_what_was_told_about_the_user_before_the_name_is_put_under_it():
+    chat = Chat("({MEM_WRITE-->})")
+    chat.store.add("the user", "residence", "Bergen", source="another chat")  # not this one
+    chat.conversation.run_turn("I work for Lumen Analytics.", chat.view)
+    chat.conversation.run_turn("My sister Ingrid Solberg lives in Aarhus.", chat.view)
+    assert ("the user", "employer", "Lumen Analytics") in chat.current()
+    record = chat.conversation.run_turn("My name is Ayla Brandt.", chat.view)
+    assert record.answer == ("Nice to meet you, Ayla Brandt. What you told me about "
+                             "yourself (2 facts) is now under Ayla Brandt.")
+    assert chat.current() == {("Ayla Brandt", "employer", "Lumen Analytics"),
+                              ("Ayla Brandt", "sibling", "Ingrid Solberg"),
+                              ("Ingrid Solberg", "residence", "Aarhus"),
+                              ("the user", "residence", "Bergen")}
+    chat.conversation.undo_last()  # the renaming
+    assert ("the user", "employer", "Lumen Analytics") in chat.current()
+    assert chat.conversation.context.user == "Ayla Brandt"  # the name itself stays

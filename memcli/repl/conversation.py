@@ -119,7 +119,8 @@ class TurnRecord:
     stored: list[Fact] = field(default_factory=list)
     superseded: list[Fact] = field(default_factory=list)  # made history by `stored`
     skipped: list[str] = field(default_factory=list)  # why proposals or sentences were left
-    extra_batches: list[int] = field(default_factory=list)  # supersessions of updates
+    extra_batches: list[int] = field(default_factory=list)  # supersessions, renamings
+    renamed: int = 0  # facts about "the user" put under the name the person gave
     batch_id: int | None = None
     undone: bool = False
     status: str = "running"  # "done", "cancelled", "failed"
@@ -226,6 +227,8 @@ class Conversation:
                     record.accepted = list(record.proposals)
                 self._store(record, view)
                 view.stored(record)
+            if self.memory and plan.introductions:
+                self._name_the_user(record, view, saved_context.user)
             if self.memory and (plan.statements or plan.skipped or plan.introductions):
                 self._acknowledge(record, view, plan)
         except BaseException as exc:
@@ -390,7 +393,10 @@ class Conversation:
         else:
             text = writing.acknowledge(stored, replaced, [*reasons, *record.skipped])
         if plan.introductions:
-            text = f"Nice to meet you, {plan.introductions[-1].resolved}. {text}".strip()
+            name = plan.introductions[-1].resolved
+            moved = (f" What you told me about yourself ({_count(record.renamed)}) is now "
+                     f"under {name}." if record.renamed else "")
+            text = f"Nice to meet you, {name}.{moved} {text}".strip()
         view.begin()
         view.show(Text(text))
         view.end()
@@ -442,6 +448,29 @@ class Conversation:
                 self.store.get(t.id) for t in record.superseded
             ]
 
+    def _name_the_user(self, record: TurnRecord, view: View, before: str | None) -> None:
+        """After "My name is Ayla Brandt.", the facts this chat stored about "the user"
+        (told before the name) are about Ayla Brandt: each is edited in place, in
+        batches that `/undo` of this turn reverts."""
+        name = self.context.user
+        if before is not None or not name or names.key(name) == names.key(writing.USER):
+            return
+        mine = f"chat {self.session_id} turn "
+        user = names.key(writing.USER)
+        found = {f.id: f for f in [*self.store.find(subject=writing.USER),
+                                   *self.store.find(object=writing.USER)]
+                 if f.source.startswith(mine)}
+        for fact in found.values():
+            try:
+                self.store.edit(fact.id,
+                                subject=name if names.key(fact.subject) == user else None,
+                                object=name if names.key(fact.object) == user else None)
+            except MemcliError as exc:  # memory already states it of the name
+                view.note(f"kept {fact_text(fact.subject, fact.relation, fact.object)}: {exc}")
+                continue
+            record.extra_batches.append(self.store.revision())
+            record.renamed += 1
+
     def _with_replaced(self, proposal: Proposal) -> Proposal:
         """The proposal, saying which current object it would supersede, if any."""
         try:
@@ -478,10 +507,11 @@ class Conversation:
     def undo_last(self) -> TurnRecord:
         """Revert the writes of the most recent turn that stored something."""
         for turn in reversed(self.turns):
-            if turn.batch_id is not None and not turn.undone:
+            if (turn.batch_id is not None or turn.extra_batches) and not turn.undone:
                 for extra in reversed(turn.extra_batches):
                     self.store.undo(extra)
-                self.store.undo(turn.batch_id)
+                if turn.batch_id is not None:
+                    self.store.undo(turn.batch_id)
                 turn.undone = True
                 return turn
         raise UndoError("no turn of this chat stored anything (left to undo)")
@@ -509,6 +539,10 @@ def base_engine_factory(engines: Any, store: TripleStore) -> Callable[[], Engine
 
 
 NOTHING_IN_MEMORY = "I have nothing about that in memory."  # = reading.NOTHING_IN_MEMORY
+
+
+def _count(n: int) -> str:
+    return f"{n} fact" if n == 1 else f"{n} facts"
 NOT_FROM_MEMORY = "(not from memory)"
 
 

@@ -336,6 +336,8 @@ person: a name in `people` (one a pronoun referred to), or one the wording or th
     words (`relation_from_wording`; not one of `relations`: the caller proposes it as
     new). Returns the triples and why others were left out."""
     found = names_in(resolved)
+    if resolved.lstrip().startswith(USER):  # "I work for …" before the person's name
+        found.insert(0, USER)
     known = {names.key(p) for p in people}
     subject = found[0] if found and resolved.lstrip().startswith(found[0]) else None
     of_form = _OF_FORM.match(resolved)  # "The new chairperson of X is Y."
