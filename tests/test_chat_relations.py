@@ -324,3 +324,24 @@ def test_what_was_told_about_the_user_before_the_name_is_put_under_it():
     chat.conversation.undo_last()  # the renaming
     assert ("the user", "employer", "Lumen Analytics") in chat.current()
     assert chat.conversation.context.user == "Ayla Brandt"  # the name itself stays
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_real_model_first_person_and_the_new_chairperson():
+    from tests.cli_helpers import run
+
+    result = run("chat", "-e", "My name is Ayla Brandt.", "-e", "I work for Lumen Analytics.",
+                 "-e", "Harbor Crane Works is chaired by Noor Brandt.",
+                 "-e", "The new chairperson of Harbor Crane Works is Femi Osei.",
+                 "-e", "Who do I work for?", "-e", "Who chairs Harbor Crane Works?")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Nice to meet you, Ayla Brandt." in out
+    assert "Noted: Harbor Crane Works - chairperson: Femi Osei (was Noor Brandt)." in out
+    assert "({MEM_READ(Ayla Brandt>>employer>>)-->Lumen Analytics})" in out
+    assert "({MEM_READ(Harbor Crane Works>>chairperson>>)-->Femi Osei})" in out
+    with TripleStore() as store:
+        assert {(t.subject, t.relation, t.object) for t in store.find()} == {
+            ("Ayla Brandt", "employer", "Lumen Analytics"),
+            ("Harbor Crane Works", "chairperson", "Femi Osei")}
