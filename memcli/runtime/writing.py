@@ -5,7 +5,8 @@ No model here: these are the checks around the model's `MEM_WRITE` calls (see
 `memcli.repl.conversation`, which runs them for each turn).
 
 - `kind_of(sentence)`: "question", "chat" (greetings, thanks, requests), "negation",
-  "hypothetical" — none of which store anything — or "statement".
+  "hypothetical", "introduction" ("My name is …") — none of which store anything — or
+  "statement".
 - `resolve(sentence, context)`: pronouns, possessives and first person replaced by the
   entity they refer to in the recent conversation ("She teaches at …" → "Dana Whitfield
   teaches at …"), so the write names the person, never the pronoun. The names it put in
@@ -13,9 +14,12 @@ No model here: these are the checks around the model's `MEM_WRITE` calls (see
 - `is_update(sentence)`: the words say an old value stopped ("moved to", "now works
   for", "no longer", "the new chairperson"), so the new fact supersedes the subject's
   current one of that relation even when the relation is multi-valued.
-- `better_relation(...)`: the model's relation checked against the meaning of the words
-  between subject and object ("lives in" → `residence`); replaced when another relation
-  is clearly closer.
+- `choose_relation(...)` (`better_relation`): the model's relation checked against the
+  meaning of the words between subject and object ("lives in" → `residence`) and the
+  object's value type; replaced when another relation is clearly closer, and turned
+  round when its value is the subject ("Femi Osei chairs …" → `chairperson`).
+- `kin_apposition(...)`: "Ayla's sister Ingrid lives in …" is the kinship and a
+  sentence about Ingrid.
 - `acknowledge(...)`: a short, true sentence built from what was stored.
 """
 
@@ -324,17 +328,19 @@ def checked_triples(
     embedder: object | None = None, *, people: Sequence[str] = (),
     new_relations: bool = False,
 ) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """The triples a statement's write call proposed, made sound: none naming a pronoun
-    or a word that is no name, subject and object the sentence's way round (its first
-    name is the subject), partial names completed, the relation checked against the
-    wording (`better_relation`). When the call proposed nothing usable and the sentence
-    is of the form NAME … NAME, that one triple (departure from MemLLM: the bundled
-    model often writes nothing for everyday sentences; only for a sentence about a
-person: a name in `people` (one a pronoun referred to), or one the wording or the name
-    itself says is a person's). Where no known relation fits, the fact is left out (and
-    why is said), or with `new_relations` kept under a relation named from the sentence's
-    words (`relation_from_wording`; not one of `relations`: the caller proposes it as
-    new). Returns the triples and why others were left out."""
+    """The triples a statement's write call proposed, made sound: none naming a pronoun,
+    a word that is no name or a name the resolved sentence does not spell; subject and
+    object the sentence's way round (its first name is the subject, unless the relation
+    runs the other way); partial names completed; the relation checked against the
+    wording (`choose_relation`). When the call proposed nothing usable and the sentence
+    is of the form NAME … NAME (or "The … of X is Y"), that one triple (departure from
+    MemLLM: the bundled model often writes nothing for everyday sentences), only for a
+    sentence about a person (a name in `people`, which a pronoun referred to, or one
+    the wording or the name itself says is a person's) or about a person's role in
+    something ("X is chaired by Y"). Where no known relation fits, the fact is left out
+    (and why is said), or with `new_relations` kept under a relation named from the
+    sentence's words (`relation_from_wording`; not one of `relations`: the caller
+    proposes it as new). Returns the triples and why others were left out."""
     found = names_in(resolved)
     if resolved.lstrip().startswith(USER):  # "I work for …" before the person's name
         found.insert(0, USER)
