@@ -5,7 +5,9 @@
 One turn (see `memcli.runtime.writing.plan_turn` for how a message is split):
 
 1. Each sentence is a statement, a question, chat (greetings, thanks, requests), a
-   denial or a hypothetical; pronouns and first person are resolved from the context.
+   denial, a hypothetical or an introduction ("My name is Ayla Brandt.": what this
+   chat stored about "the user" is then put under the name); pronouns and first person
+   are resolved from the context.
 2. A question about an entity in memory is answered by the answering engine after a
    read chosen by meaning (`memcli.runtime.reading`); one naming something memory does
    not hold gets "I have nothing about that in memory"; chat goes to the base model
