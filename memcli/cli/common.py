@@ -68,8 +68,9 @@ BatchOption = Annotated[
         metavar="N",
         help=f"Sentences decoded together on a local model, one sequence each, giving the "
         f"same facts as one at a time; {WRITE_BATCH} measured fastest on one thread "
-        f"(1.0-1.9x the sentences/s of --batch 1, the more the busier the machine: the "
-        f"prompt, not the generation, takes most of the time). 1: one at a time.",
+        f"(the sentences/s of --batch 1 on a quiet machine, up to 1.7x when other work "
+        f"shares the core; the prompt, not the generation, takes most of the time). "
+        f"1: one at a time.",
     ),
 ]
 EngineOption = Annotated[
