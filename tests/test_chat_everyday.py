@@ -414,3 +414,37 @@ def test_a_bad_conversations_file_is_one_line_naming_where(tmp_path):
     assert result.exit_code != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"{bad}:2: turn 1" in lines[0] and "user" in lines[0]
+
+
+def test_the_base_model_sees_its_own_turns_not_answers_from_memory():
+    # A 135M model shown "Hamar." before "Thanks!" answers "Hamar." again.
+    chat = Chat("({MEM_READ(Rolf Aasen>>residence>>)-->Hamar}) Hamar.", "You're welcome!",
+                facts=ROLF)
+    assert not chat.say("Which town is Rolf Aasen's home?").chatted
+    record = chat.say("Thanks, that's all for now!")
+    assert record.chatted and record.answer == "You're welcome!"
+    backend = chat.engine.backend
+    prompt = backend.detokenize(backend.tokens)
+    assert "Thanks, that's all for now!" in prompt
+    assert "Hamar" not in prompt and "Rolf Aasen" not in prompt
+
+
+def test_a_question_no_relation_fits_is_not_answered_with_the_nearest_fact(rolf_store):
+    entities = ["Rolf Aasen"]
+    for question in ("What is Rolf Aasen's phone number?", "What is Rolf Aasen's email address?",
+                     "What is Rolf Aasen's favourite colour?"):
+        assert reading.choose_facts(rolf_store, question, entities) == [], question
+    [chosen] = reading.choose_facts(rolf_store, "Where does Rolf Aasen live?", entities)
+    assert chosen.fact.relation == "residence"
+
+
+def test_a_first_name_alone_means_the_one_person_named_in_full_before():
+    context = writing.Context()
+    writing.plan_turn("Marta Lindgren works at Copperleaf Studio.", context)
+    [moved] = writing.plan_turn("Marta moved to Bergen last month.", context).statements
+    assert moved.resolved == "Marta Lindgren moved to Bergen last month."
+    [brother] = writing.plan_turn("Marta's brother is Jonas Lindgren.", context).statements
+    assert brother.resolved == "Marta Lindgren's brother is Jonas Lindgren."
+    writing.plan_turn("Marta Olsen lives in Oslo.", context)  # two Martas now: ambiguous
+    [ambiguous] = writing.plan_turn("Marta moved to Rome.", context).statements
+    assert ambiguous.resolved == "Marta moved to Rome."

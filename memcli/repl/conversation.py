@@ -128,6 +128,7 @@ class TurnRecord:
     status: str = "running"  # "done", "cancelled", "failed"
     tokens_per_second: float | None = None
     first_output_seconds: float | None = None
+    chatted: bool = False  # answered by the base model (a turn that needed no memory)
     started: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
 
     @property
@@ -269,6 +270,7 @@ class Conversation:
 
         history = [*self.history, {"role": "user", "content": record.message}]
         if not self.memory:
+            record.chatted = True
             events = self.chatting().answer(self._plain_history(record), memory=False)
             if not plan.questions:
                 yield from events
@@ -289,6 +291,7 @@ class Conversation:
                 yield Text(NOTHING_IN_MEMORY)
                 yield Done(NOTHING_IN_MEMORY, NOTHING_IN_MEMORY)
                 return
+        record.chatted = True
         yield from self.chatting().answer(self._plain_history(record), memory=False)
 
     def chatting(self) -> Engine:
@@ -314,10 +317,13 @@ class Conversation:
                 close()
 
     def _plain_history(self, record: TurnRecord) -> list[dict[str, str]]:
-        """The conversation as plain text (no memory calls), for the base model."""
+        """The conversation as plain text (no memory calls), for the base model: the
+        earlier turns it answered itself (all of them while memory is off). Answers from
+        memory and acknowledgements stay out: a 135M model given "Bergen." before
+        "Thanks!" says "Bergen." again."""
         history: list[dict[str, str]] = []
         for turn in self.turns:
-            if turn is not record and turn.status == "done":
+            if turn is not record and turn.status == "done" and turn.chatted:
                 history += [{"role": "user", "content": turn.message},
                             {"role": "assistant", "content": turn.answer}]
         return [*history[-8:], {"role": "user", "content": record.message}]

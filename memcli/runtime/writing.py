@@ -264,6 +264,21 @@ def resolve(sentence: str, context: Context) -> tuple[str, list[str]]:
 
     resolved = re.sub(r"\b(?:she|he|her|him|his|hers|it|its|they|them|their|i|me|my)\b",
                       swap, sentence, flags=re.IGNORECASE)
+
+    def full_name(m: re.Match[str]) -> str:
+        # A first name alone for someone named in full before: "Marta moved to Bergen"
+        # after "Marta Lindgren works at ..." is about Marta Lindgren, not a new "Marta".
+        word = m.group()
+        known = {p for p in context.people if len(p.split()) > 1 and p.split()[0] == word}
+        if len(known) != 1:
+            return word
+        (target,) = known
+        if m.string.startswith(target, m.start()):
+            return word
+        used.append(target)
+        return target
+
+    resolved = re.sub(r"\b[A-Z][\w-]*\b", full_name, resolved)
     # "Dana Whitfield no longer works there" keeps no meaning for "there"; leave it.
     return resolved, list(dict.fromkeys(used))
 
