@@ -23,6 +23,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check memcli tests bench recipes
+	$(BIN)/ruff format --check memcli tests bench recipes
 	$(BIN)/mypy memcli
 	$(BIN)/cog --check README.md
 

@@ -22,19 +22,45 @@ import numpy as np
 from memcli.runtime.backend import Backend
 from memcli.runtime.constraints import ConstrainedDecoder
 
-PROMPT = [
-    {"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}
-]
+PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
 READ_QUESTION = [{"role": "user", "content": "Which record label is Rihanna signed to?"}]
-SYLLABLES = ["ka", "ri", "to", "man", "del", "sen", "vor", "lin", "qu", "ex", "ber", "ton",
-             "is", "ola", "mi", "ra", "gu", "sta", "pe", "no", "fa", "zo"]
+SYLLABLES = [
+    "ka",
+    "ri",
+    "to",
+    "man",
+    "del",
+    "sen",
+    "vor",
+    "lin",
+    "qu",
+    "ex",
+    "ber",
+    "ton",
+    "is",
+    "ola",
+    "mi",
+    "ra",
+    "gu",
+    "sta",
+    "pe",
+    "no",
+    "fa",
+    "zo",
+]
 RELATIONS = ["record label", "performer", "country", "date of birth", "member of", "owned by"]
 
 
 def row(name: str, ours: float, baseline: float | None, unit: str, goal: str) -> dict[str, Any]:
     ratio = ours / baseline if baseline else None
-    return {"name": name, "ours": ours, "baseline": baseline, "unit": unit, "ratio": ratio,
-            "goal": goal}
+    return {
+        "name": name,
+        "ours": ours,
+        "baseline": baseline,
+        "unit": unit,
+        "ratio": ratio,
+        "goal": goal,
+    }
 
 
 def entity_names(n: int, seed: int = 0) -> list[str]:
@@ -42,8 +68,11 @@ def entity_names(n: int, seed: int = 0) -> list[str]:
     names: set[str] = {"Rihanna", "Def Jam Recordings", "Barbados"}
     while len(names) < n:
         words = range(rng.randint(1, 3))
-        names.add(" ".join("".join(rng.choices(SYLLABLES, k=rng.randint(1, 3))).capitalize()
-                           for _ in words))
+        names.add(
+            " ".join(
+                "".join(rng.choices(SYLLABLES, k=rng.randint(1, 3))).capitalize() for _ in words
+            )
+        )
     return sorted(names)
 
 
@@ -126,8 +155,13 @@ def gbnf_reads(backend: Any, entities: list[str], timeout: float) -> float | Non
     prompt = backend.apply_chat_template(READ_QUESTION) + "({MEM_READ("
     payload = json.dumps([str(backend.model_path), prompt, entities, RELATIONS, backend.threads])
     try:
-        proc = subprocess.run([sys.executable, "-c", GBNF_SCRIPT], input=payload, text=True,
-                              capture_output=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-c", GBNF_SCRIPT],
+            input=payload,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return None
     if proc.returncode != 0:
@@ -150,8 +184,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         ours.append(free_generation(backend, prompt, n_gen))
         raw.append(raw_completion(backend, prompt, n_gen))
     free = max(ours)
-    rows.append(row(f"free generation, {n_gen} tokens, {backend.threads} thread(s): "
-                    "our loop vs create_completion", free, max(raw), "tok/s", "ratio >= 0.95"))
+    rows.append(
+        row(
+            f"free generation, {n_gen} tokens, {backend.threads} thread(s): "
+            "our loop vs create_completion",
+            free,
+            max(raw),
+            "tok/s",
+            "ratio >= 0.95",
+        )
+    )
 
     decoder = ConstrainedDecoder.for_backend(backend)
     entities = entity_names(n_entities)
@@ -161,29 +203,63 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     start = time.perf_counter()
     decoder.start_read(entities, RELATIONS)
     cached = time.perf_counter() - start
-    rows.append(row(f"read grammar build, {n_entities:,} entities", build, None, "s",
-                    "once per memory version; < 2 s"))
-    rows.append(row(f"read grammar start when cached (names hashed), {n_entities:,} entities",
-                    cached * 1e3, None, "ms", "< 20 ms"))
+    rows.append(
+        row(
+            f"read grammar build, {n_entities:,} entities",
+            build,
+            None,
+            "s",
+            "once per memory version; < 2 s",
+        )
+    )
+    rows.append(
+        row(
+            f"read grammar start when cached (names hashed), {n_entities:,} entities",
+            cached * 1e3,
+            None,
+            "ms",
+            "< 20 ms",
+        )
+    )
 
     rounds = 4 if quick else 10
     runs = [constrained_reads(backend, decoder, entities, rounds) for _ in range(2)]
     constrained = max(r[0] for r in runs)
     masks = np.array([m for r in runs for m in r[1]]) * 1e3
-    rows.append(row(f"tokens/s inside MEM_READ ({n_entities:,} entities) vs free generation",
-                    constrained, free, "tok/s", "ratio >= 0.9"))
+    rows.append(
+        row(
+            f"tokens/s inside MEM_READ ({n_entities:,} entities) vs free generation",
+            constrained,
+            free,
+            "tok/s",
+            "ratio >= 0.9",
+        )
+    )
     token_ms = 1e3 / free
     for q in (50, 99):
-        rows.append(row(f"mask time p{q} ({n_entities:,} entities) vs one free token",
-                        float(np.percentile(masks, q)), token_ms, "ms", "ratio <= 0.1"))
+        rows.append(
+            row(
+                f"mask time p{q} ({n_entities:,} entities) vs one free token",
+                float(np.percentile(masks, q)),
+                token_ms,
+                "ms",
+                "ratio <= 0.1",
+            )
+        )
 
     n_gbnf = 1_000 if quick else 10_000
     small = entity_names(n_gbnf)
     ours_small = max(constrained_reads(backend, decoder, small, rounds)[0] for _ in range(2))
     theirs = gbnf_reads(backend, small, timeout=60 if quick else 240)
-    rows.append(row(f"tokens/s inside MEM_READ ({n_gbnf:,} entities): llguidance vs "
-                    "llama.cpp GBNF", ours_small, theirs, "tok/s",
-                    "ratio > 1 (baseline None: GBNF timed out or crashed)"))
+    rows.append(
+        row(
+            f"tokens/s inside MEM_READ ({n_gbnf:,} entities): llguidance vs llama.cpp GBNF",
+            ours_small,
+            theirs,
+            "tok/s",
+            "ratio > 1 (baseline None: GBNF timed out or crashed)",
+        )
+    )
 
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -192,8 +268,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     finally:
         spinner.kill()
         spinner.wait()
-    rows.append(row(f"free generation with another process busy vs quiet "
-                    f"({backend.threads} thread(s))", busy, free, "tok/s", "ratio >= 0.5"))
+    rows.append(
+        row(
+            f"free generation with another process busy vs quiet ({backend.threads} thread(s))",
+            busy,
+            free,
+            "tok/s",
+            "ratio >= 0.5",
+        )
+    )
     backend.close()
     return rows
 
@@ -203,8 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     for r in run(quick="--quick" in args):
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         base = f"{r['baseline']:.3g}" if r["baseline"] is not None else "-"
-        print(f"{r['name']}\n    ours {r['ours']:.3g} {r['unit']}  baseline {base}  "
-              f"ratio {ratio}  goal: {r['goal']}")
+        print(
+            f"{r['name']}\n    ours {r['ours']:.3g} {r['unit']}  baseline {base}  "
+            f"ratio {ratio}  goal: {r['goal']}"
+        )
 
 
 if __name__ == "__main__":

@@ -89,24 +89,41 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
             rows.append(
                 _latency_row(
                     f"{tool} p{q} over stdio vs store in process, {size} facts",
-                    percentile(stdio.wall[tool], q), percentile(local, q), q,
+                    percentile(stdio.wall[tool], q),
+                    percentile(local, q),
+                    q,
                 )
             )
     for q in (50, 99):
         rows.append(
-            row(f"{NOOP} p{q} over stdio (the protocol alone: a tool that does nothing)",
-                percentile(stdio.wall[NOOP], q), None, "ms")
+            row(
+                f"{NOOP} p{q} over stdio (the protocol alone: a tool that does nothing)",
+                percentile(stdio.wall[NOOP], q),
+                None,
+                "ms",
+            )
         )
     # CPU time, which other load on the machine does not inflate as it does wall time.
     for tool in TOOLS:
         for side, name in (("server", "memcli mcp"), ("client", "the SDK's client")):
             ours, base = stdio.cpu(side, tool), stdio.cpu(side, NOOP)
             rows.append(
-                row(f"{tool} CPU a call over stdio, {name}, vs {NOOP}", ours, base, "ms",
-                    ratio=speed_ratio(ours, base))
+                row(
+                    f"{tool} CPU a call over stdio, {name}, vs {NOOP}",
+                    ours,
+                    base,
+                    "ms",
+                    ratio=speed_ratio(ours, base),
+                )
             )
-        rows.append(row(f"{tool} CPU a call, the store in process", stdio.cpu("client",
-                        f"local {tool}"), None, "ms"))
+        rows.append(
+            row(
+                f"{tool} CPU a call, the store in process",
+                stdio.cpu("client", f"local {tool}"),
+                None,
+                "ms",
+            )
+        )
 
     for tool in TOOLS:
         local = stdio.wall[f"local {tool}"]
@@ -115,29 +132,50 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
                 _latency_row(
                     f"{tool} p{q}, {HTTP_CLIENTS} concurrent HTTP clients vs store in process, "
                     f"{size} facts",
-                    percentile(http.wall[tool], q), percentile(local, q), q,
+                    percentile(http.wall[tool], q),
+                    percentile(local, q),
+                    q,
                 )
             )
     for q in (50, 99):
         rows.append(
-            row(f"{NOOP} p{q}, {HTTP_CLIENTS} concurrent HTTP clients",
-                percentile(http.wall[NOOP], q), None, "ms")
+            row(
+                f"{NOOP} p{q}, {HTTP_CLIENTS} concurrent HTTP clients",
+                percentile(http.wall[NOOP], q),
+                None,
+                "ms",
+            )
         )
     for tool in TOOLS:
         ours, base = http.rates[tool], http.rates[NOOP]
         rows.append(
-            row(f"{tool} calls/s, {HTTP_CLIENTS} concurrent HTTP clients together, vs {NOOP}",
-                ours, base, "calls/s", ratio=speed_ratio(base, ours))
+            row(
+                f"{tool} calls/s, {HTTP_CLIENTS} concurrent HTTP clients together, vs {NOOP}",
+                ours,
+                base,
+                "calls/s",
+                ratio=speed_ratio(base, ours),
+            )
         )
         ours, base = http.cpu[tool], http.cpu[NOOP]
         rows.append(
-            row(f"{tool} CPU a call, memcli mcp with {HTTP_CLIENTS} HTTP clients, vs {NOOP}",
-                ours, base, "ms", ratio=speed_ratio(ours, base))
+            row(
+                f"{tool} CPU a call, memcli mcp with {HTTP_CLIENTS} HTTP clients, vs {NOOP}",
+                ours,
+                base,
+                "ms",
+                ratio=speed_ratio(ours, base),
+            )
         )
         ours, base = http.client_cpu[tool], http.client_cpu[NOOP]
         rows.append(
-            row(f"{tool} CPU a call, the {HTTP_CLIENTS} SDK clients over HTTP, vs {NOOP}",
-                ours, base, "ms", ratio=speed_ratio(ours, base))
+            row(
+                f"{tool} CPU a call, the {HTTP_CLIENTS} SDK clients over HTTP, vs {NOOP}",
+                ours,
+                base,
+                "ms",
+                ratio=speed_ratio(ours, base),
+            )
         )
     return rows
 
@@ -218,16 +256,12 @@ class _Stdio:
         return None if total is None else total / len(self.wall[tool])
 
 
-async def _stdio(
-    command: list[str], env: dict[str, str], db: Path, entities: list[str]
-) -> _Stdio:
+async def _stdio(command: list[str], env: dict[str, str], db: Path, entities: list[str]) -> _Stdio:
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
     from mcp.types import Implementation
 
-    params = StdioServerParameters(
-        command=command[0], args=command[1:], env=env, cwd=str(ROOT)
-    )
+    params = StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=str(ROOT))
     out = _Stdio()
     with open(os.devnull, "w") as errlog, TripleStore(db) as store:
         transport = stdio_client(params, errlog=errlog)
@@ -247,7 +281,8 @@ async def _stdio(
                 server_after = _cpu_ms(server)
                 assert not result.is_error, result.content
                 spent = (
-                    None if server_before is None or server_after is None
+                    None
+                    if server_before is None or server_after is None
                     else server_after - server_before
                 )
                 out.note(tool, wall, client_ms, spent)
@@ -343,8 +378,9 @@ async def _http_clients(url: str, entities: list[str], server: int) -> _Http:
             start = time.perf_counter()
             await asyncio.gather(
                 *(
-                    _drive_one(client, tool, entities[i * share : (i + 1) * share], f"Http{i}",
-                               walls)
+                    _drive_one(
+                        client, tool, entities[i * share : (i + 1) * share], f"Http{i}", walls
+                    )
                     for i, client in enumerate(entered)
                 )
             )
@@ -354,7 +390,8 @@ async def _http_clients(url: str, entities: list[str], server: int) -> _Http:
             )
             after = _cpu_ms(server)
             out.cpu[tool] = (
-                None if before is None or after is None
+                None
+                if before is None or after is None
                 else (after - before) / (share * HTTP_CLIENTS)
             )
             out.wall[tool] = walls
@@ -407,7 +444,10 @@ def serve(argv: list[str]) -> None:
         return
     host, port = parse_http(http)
     mcp_server.serve_http(
-        memory, host, port, None,
+        memory,
+        host,
+        port,
+        None,
         lambda url: sys.stderr.write(f"memcli mcp: serving {url}\n"),
     )
 

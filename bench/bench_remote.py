@@ -51,10 +51,27 @@ def serve(model: Path, log: Path, n_ctx: int = 4096) -> Iterator[str]:
     port = _free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-             "--n_threads", "1", "--n_threads_batch", "1", "--logits_all", "false"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                str(n_ctx),
+                "--n_threads",
+                "1",
+                "--n_threads_batch",
+                "1",
+                "--logits_all",
+                "false",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -89,8 +106,12 @@ def direct_tokens_per_second(url: str, body: dict) -> float:
     port = int(url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     start = time.perf_counter()
-    conn.request("POST", "/v1/completions", body=json.dumps({**body, "stream": True}),
-                 headers={"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/v1/completions",
+        body=json.dumps({**body, "stream": True}),
+        headers={"Content-Type": "application/json"},
+    )
     response = conn.getresponse()
     tokens = 0
     while line := response.readline():
@@ -121,8 +142,9 @@ def read_tokens_per_second(engine: Any, entities: list[str], repeats: int) -> fl
     from memcli.runtime import prompts
     from memcli.runtime.remote import _Progress
 
-    messages = prompts.answer_messages([{"role": "user", "content": READ_MESSAGE}],
-                                       few_shot=engine.config.few_shot)
+    messages = prompts.answer_messages(
+        [{"role": "user", "content": READ_MESSAGE}], few_shot=engine.config.few_shot
+    )
     context = engine.template.render(messages) + "({MEM_READ("
     relations = engine.store.relation_names()
     speeds = []
@@ -167,7 +189,8 @@ def run(quick: bool = False) -> list[Row]:
             engine = open_engine(store, engine=url, config=config)
             engine.warm_up("answer")
             messages = prompts.answer_messages(
-                [{"role": "user", "content": FREE_MESSAGE}], memory=False)
+                [{"role": "user", "content": FREE_MESSAGE}], memory=False
+            )
             body = engine._body(engine.template.render(messages), tokens)
             ours, direct = [], []
             for _ in range(repeats):
@@ -175,33 +198,62 @@ def run(quick: bool = False) -> list[Row]:
                 ours.append(engine_tokens_per_second(engine, FREE_MESSAGE))
             free = statistics.median(ours)
             base = statistics.median(direct)
-            rows.append(row("remote: free generation, engine vs the server called directly",
-                            free, base, "tokens/s", ratio=free / base, goal="ratio >= 0.9",
-                            ok=free / base >= 0.9))
+            rows.append(
+                row(
+                    "remote: free generation, engine vs the server called directly",
+                    free,
+                    base,
+                    "tokens/s",
+                    ratio=free / base,
+                    goal="ratio >= 0.9",
+                    ok=free / base >= 0.9,
+                )
+            )
 
             entities = ["Rihanna", *name_pool(CANDIDATES - 1, seed=7)]
             gbnf = read_tokens_per_second(engine, entities, repeats)
-            rows.append(row("remote: tokens/s inside a read, server-side GBNF vs free",
-                            gbnf, free, "tokens/s", ratio=gbnf / free))
+            rows.append(
+                row(
+                    "remote: tokens/s inside a read, server-side GBNF vs free",
+                    gbnf,
+                    free,
+                    "tokens/s",
+                    ratio=gbnf / free,
+                )
+            )
             engine.mode = "logit_bias"
             engine.client.keep_log = 10**6
             asked = engine.client.log[:]
             masks = read_tokens_per_second(engine, entities, repeats)
             steps = len(engine.client.log) - len(asked)
-            rows.append(row("remote: tokens/s inside a read, client-side masks vs free "
-                            f"({steps // repeats} requests a read; forced tokens need none)",
-                            masks, free, "tokens/s", ratio=masks / free))
+            rows.append(
+                row(
+                    "remote: tokens/s inside a read, client-side masks vs free "
+                    f"({steps // repeats} requests a read; forced tokens need none)",
+                    masks,
+                    free,
+                    "tokens/s",
+                    ratio=masks / free,
+                )
+            )
             engine.mode = "gbnf"
 
             remote_first = measure_first_char(engine, PLAIN_MESSAGE, repeats=repeats)
-            local = load_engine(store, no_adapter=True, threads=1,
-                                config=EngineConfig(max_tokens=tokens))
+            local = load_engine(
+                store, no_adapter=True, threads=1, config=EngineConfig(max_tokens=tokens)
+            )
             local.warm_up("answer")
             local_first = measure_first_char(local, PLAIN_MESSAGE, repeats=repeats)
             local.close()
-            rows.append(row("remote: Enter to first character, remote vs in-process",
-                            remote_first * 1000, local_first * 1000, "ms",
-                            ratio=local_first / remote_first))
+            rows.append(
+                row(
+                    "remote: Enter to first character, remote vs in-process",
+                    remote_first * 1000,
+                    local_first * 1000,
+                    "ms",
+                    ratio=local_first / remote_first,
+                )
+            )
 
             before = len(_REMAINING.findall(log.read_text()))
             events = list(engine.answer([{"role": "user", "content": READ_MESSAGE}]))
@@ -209,11 +261,17 @@ def run(quick: bool = False) -> list[Row]:
             read = next(e for e in events if isinstance(e, ReadDone))
             inserted = len(engine.vocab.tokenize(format_read_results(read.results)))
             resumed = counts[-1] if counts else None
-            rows.append(row("remote: prompt tokens re-evaluated after a read vs inserted",
-                            resumed, inserted, "tokens",
-                            ratio=(inserted / resumed) if resumed else None,
-                            goal="ours <= inserted + 1",
-                            ok=resumed is not None and resumed <= inserted + 1))
+            rows.append(
+                row(
+                    "remote: prompt tokens re-evaluated after a read vs inserted",
+                    resumed,
+                    inserted,
+                    "tokens",
+                    ratio=(inserted / resumed) if resumed else None,
+                    goal="ours <= inserted + 1",
+                    ok=resumed is not None and resumed <= inserted + 1,
+                )
+            )
             engine.close()
         store.close()
     return rows

@@ -99,6 +99,7 @@ def run(quick: bool = False) -> list[Row]:
         engine = _engine(store)
 
         first = measure_first_char(engine, MESSAGE, repeats=repeats)
+
         def render(message: str) -> str:
             return engine.backend.apply_chat_template(
                 prompts.answer_messages(
@@ -177,8 +178,7 @@ def run(quick: bool = False) -> list[Row]:
             base, merged, unmerged = (statistics.median(speeds[k]) for k in engines)
             rows.append(
                 speed_row(
-                    "generation with the memory adapter (folded in, Q8_0) vs base model "
-                    "(Q4_1)",
+                    "generation with the memory adapter (folded in, Q8_0) vs base model (Q4_1)",
                     1 / merged,
                     1 / base,
                     "s/token",

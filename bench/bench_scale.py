@@ -195,8 +195,14 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKUPS,
-        startup_runs: int = STARTUP_RUNS) -> list[Row]:
+def run(
+    quick: bool,
+    *,
+    big: int = BIG,
+    small: int = SMALL,
+    lookups: int = LOOKUPS,
+    startup_runs: int = STARTUP_RUNS,
+) -> list[Row]:
     if quick:
         return []
     big_db, small_db = memory(big), memory(small)
@@ -228,8 +234,9 @@ def run(quick: bool, *, big: int = BIG, small: int = SMALL, lookups: int = LOOKU
     with tempfile.TemporaryDirectory(prefix="memcli-bench-scale-") as tmp:
         env = dict(os.environ, MEMCLI_HOME=str(Path(tmp) / "home"), NO_COLOR="1")
         env.pop("MEMCLI_DB", None)
-        commands = [[*memcli, "mem", "ls", "--limit", "1", "--db", str(db)]
-                    for db in (big_db, small_db)]
+        commands = [
+            [*memcli, "mem", "ls", "--limit", "1", "--db", str(db)] for db in (big_db, small_db)
+        ]
         for command in commands:
             run_command(command, env=env)  # page cache, .pyc files
         times: list[list[float]] = [[], []]

@@ -155,8 +155,9 @@ def _run(tmp: Path, n: int, lookups: int, startup_runs: int, runs: int) -> list[
             0.5,
         )
     )
-    rows.append(speed_row(f"import {size} CSV: speed vs sqlite3 .import into a bare table",
-                          ours, base, "s"))
+    rows.append(
+        speed_row(f"import {size} CSV: speed vs sqlite3 .import into a bare table", ours, base, "s")
+    )
 
     # -- lookups ------------------------------------------------------------------------
     _say(f"lookups: {lookups:,} by (subject, relation), {lookups:,} by (relation, object)")

@@ -50,20 +50,31 @@ def run(quick: bool = False) -> list[Any]:
     rows = []
     for b in sizes:
         report = reports[b]
-        rows.append(speed_row(
-            f"ingest time a sentence, --batch {b} vs --batch 1 ({n} Re-DocRED sentences, "
-            "1 thread)",
-            report.seconds / n, one.seconds / n, "s/sentence", 3.0,
-        ))
-        differ = sum(a != c for a, c in zip(calls[0], [s.predicted for s in report.sentences],
-                                            strict=True))
-        rows.append(row(
-            f"eval write F1, --batch {b} vs --batch 1 ({differ} of {n} sentences "
-            "wrote a different call)",
-            report.prf.f1, one.prf.f1, "F1",
-            ratio=report.prf.f1 / one.prf.f1 if one.prf.f1 else None,
-            goal="ratio = 1 (same calls)", ok=differ == 0,
-        ))
+        rows.append(
+            speed_row(
+                f"ingest time a sentence, --batch {b} vs --batch 1 ({n} Re-DocRED sentences, "
+                "1 thread)",
+                report.seconds / n,
+                one.seconds / n,
+                "s/sentence",
+                3.0,
+            )
+        )
+        differ = sum(
+            a != c for a, c in zip(calls[0], [s.predicted for s in report.sentences], strict=True)
+        )
+        rows.append(
+            row(
+                f"eval write F1, --batch {b} vs --batch 1 ({differ} of {n} sentences "
+                "wrote a different call)",
+                report.prf.f1,
+                one.prf.f1,
+                "F1",
+                ratio=report.prf.f1 / one.prf.f1 if one.prf.f1 else None,
+                goal="ratio = 1 (same calls)",
+                ok=differ == 0,
+            )
+        )
     return rows
 
 

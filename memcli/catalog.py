@@ -504,8 +504,10 @@ def configured_engine() -> tuple[str | None, str | None]:
     """The `engine` and `engine_model` keys of config.json (`memcli models use --engine`)."""
     config = _read_config()
     engine, model = config.get("engine"), config.get("engine_model")
-    return (engine if isinstance(engine, str) and engine else None,
-            model if isinstance(model, str) and model else None)
+    return (
+        engine if isinstance(engine, str) and engine else None,
+        model if isinstance(model, str) and model else None,
+    )
 
 
 def configured_engine_settings() -> dict[str, str]:

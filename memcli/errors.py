@@ -39,9 +39,7 @@ class UnknownRelationError(UsageError):
         self.name = name
         self.suggestions = suggestions
         hint = f" (did you mean: {', '.join(suggestions)}?)" if suggestions else ""
-        super().__init__(
-            f"unknown relation {name!r}{hint}; use --new-relation to add it"
-        )
+        super().__init__(f"unknown relation {name!r}{hint}; use --new-relation to add it")
 
 
 class ImportFailed(MemcliError):

@@ -59,9 +59,12 @@ def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[
         stored: list[list[str]] = []
         replaced: dict[int, str] = {}
         for sentence in plan.statements:
-            gold = [t for t in told
-                    if _spelled_in(sentence.resolved, t.subject)
-                    and _spelled_in(sentence.resolved, t.object)]
+            gold = [
+                t
+                for t in told
+                if _spelled_in(sentence.resolved, t.subject)
+                and _spelled_in(sentence.resolved, t.object)
+            ]
             if told and not gold:
                 continue  # the runtime's resolution misses it: nothing true to teach
             messages = prompts.write_messages(
@@ -72,7 +75,7 @@ def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[
             yield Example(
                 "chat-write",
                 index,
-                [(render_chat(messages) + head, False), (call[len(head):] + IM_END, True)],
+                [(render_chat(messages) + head, False), (call[len(head) :] + IM_END, True)],
             )
             for t in gold:
                 old = current.get((names.key(t.subject), t.relation))
@@ -108,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     examples = chat_examples(args.count, args.seed)
     empty = sum(1 for e in examples if e.target.startswith(protocol.CLOSE))
-    print(f"{len(examples)} write examples ({empty} empty) from {args.count} conversations; "
-          f"{sum(len(e.text) for e in examples)} characters", file=sys.stdout)
+    print(
+        f"{len(examples)} write examples ({empty} empty) from {args.count} conversations; "
+        f"{sum(len(e.text) for e in examples)} characters",
+        file=sys.stdout,
+    )
     for e in examples[: args.show]:
         print(repr(e.segments))
     return 0

@@ -39,8 +39,12 @@ from memcli.protocol import ReadQuery, Triple
 from memcli.runtime import prompts
 from memcli.runtime.constraints import WORD as _WORD  # the write decoder's words
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "redocred" / (
-    "dev_revised.json"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "redocred"
+    / ("dev_revised.json")
 )
 TRAIN_DOCS = range(0, 400)
 VALID_DOCS = range(400, 500)
@@ -204,7 +208,7 @@ def write_example(
     return Example(
         "write",
         doc.index,
-        [(render_chat(messages) + head, False), (call[len(head):] + IM_END, True)],
+        [(render_chat(messages) + head, False), (call[len(head) :] + IM_END, True)],
     )
 
 
@@ -253,7 +257,8 @@ def read_examples(doc: Document, relations: dict[str, str], limit: int) -> list[
         results = [
             name
             for other in doc.labels
-            if other["h"] == h and other["r"] == label["r"]
+            if other["h"] == h
+            and other["r"] == label["r"]
             and (name := _entity_name(doc, other["t"])) is not None
         ]
         results = protocol.dedupe_results(results)
@@ -263,7 +268,7 @@ def read_examples(doc: Document, relations: dict[str, str], limit: int) -> list[
         candidates.append((tm.sent, tm.start, subject, relation, results, tm))
     candidates.sort(key=lambda c: (c[0], c[1]))
     for sent, start, subject, relation, results, _ in candidates[:limit]:
-        before = " ".join(doc.sentences[max(0, sent - 1):sent])
+        before = " ".join(doc.sentences[max(0, sent - 1) : sent])
         sentence = doc.sentences[sent]
         prefix = (before + " " if before else "") + sentence[:start]
         rest = sentence[start:]
@@ -315,8 +320,7 @@ def qa_examples(doc: Document, relations: dict[str, str], absent_rate: float) ->
         question = _choice(f"q:{doc.index}:{h}:{r}", QUESTION_TEMPLATES).format(
             relation=relation, subject=subject
         )
-        messages = prompts.answer_messages([{"role": "user", "content": question}],
-                                           few_shot=False)
+        messages = prompts.answer_messages([{"role": "user", "content": question}], few_shot=False)
         query = protocol.format_read_call([ReadQuery(subject, relation, None)])
         out.append(
             Example(
@@ -324,7 +328,7 @@ def qa_examples(doc: Document, relations: dict[str, str], absent_rate: float) ->
                 doc.index,
                 [
                     (render_chat(messages) + protocol.READ_HEAD, False),
-                    (query[len(protocol.READ_HEAD):], True),
+                    (query[len(protocol.READ_HEAD) :], True),
                     (protocol.format_read_results(results), False),
                     (answer_text(results) + IM_END, True),
                 ],
@@ -340,8 +344,7 @@ def qa_examples(doc: Document, relations: dict[str, str], absent_rate: float) ->
         question = _choice(f"q:{doc.index}:{h}:{r}", QUESTION_TEMPLATES).format(
             relation=relations[r], subject=subject
         )
-        messages = prompts.answer_messages([{"role": "user", "content": question}],
-                                           few_shot=False)
+        messages = prompts.answer_messages([{"role": "user", "content": question}], few_shot=False)
         out.append(
             Example("qa", doc.index, [(render_chat(messages), False), (DONT_KNOW + IM_END, True)])
         )
@@ -372,8 +375,11 @@ def build_examples(
         out += write_examples(doc, relations, mix.empty_rate, mix.max_context)
         out += read_examples(doc, relations, mix.reads_per_doc)
         qa = qa_examples(doc, relations, mix.absent_rate)
-        out += [e for n, e in enumerate(qa)
-                if e.target.startswith(DONT_KNOW) or _keep(f"qa:{i}:{n}", mix.qa_rate)]
+        out += [
+            e
+            for n, e in enumerate(qa)
+            if e.target.startswith(DONT_KNOW) or _keep(f"qa:{i}:{n}", mix.qa_rate)
+        ]
     return out
 
 

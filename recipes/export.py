@@ -131,8 +131,12 @@ def export(
     if training.exists():
         metadata["memcli.training"] = training.read_text()
     write_adapter_gguf(
-        out, tensors, config["lora_alpha"], dtype=dtype,
-        base_name="SmolLM2-135M-Instruct", metadata=metadata,
+        out,
+        tensors,
+        config["lora_alpha"],
+        dtype=dtype,
+        base_name="SmolLM2-135M-Instruct",
+        metadata=metadata,
     )
     return out
 
@@ -160,8 +164,9 @@ def main() -> None:
     parser.add_argument("adapter", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--dtype", choices=["f16", "f32"], default="f16")
-    parser.add_argument("--base", type=Path, default=None,
-                        help="the base GGUF (default: the bundled model)")
+    parser.add_argument(
+        "--base", type=Path, default=None, help="the base GGUF (default: the bundled model)"
+    )
     args = parser.parse_args()
     export(args.adapter, args.out, dtype=args.dtype, base=args.base)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")

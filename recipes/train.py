@@ -80,9 +80,7 @@ def make_batches(
     current: list[int] = []
     for i in order:
         length = len(encoded[i][0])
-        if current and (
-            (len(current) + 1) * length > max_tokens or len(current) == max_batch
-        ):
+        if current and ((len(current) + 1) * length > max_tokens or len(current) == max_batch):
             batches.append(current)
             current = []
         current.append(i)
@@ -130,8 +128,12 @@ def add_lora(model, rank: int, alpha: int, dropout: float):  # type: ignore[no-u
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=TARGET_MODULES,
-        bias="none", task_type="CAUSAL_LM",
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=TARGET_MODULES,
+        bias="none",
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
 
@@ -150,8 +152,12 @@ def train(args: argparse.Namespace) -> Path:
     model = add_lora(model, args.rank, args.alpha, args.dropout)
     model.train()
 
-    mix = data.Mix(qa_rate=args.qa_rate, absent_rate=args.absent_rate,
-                   reads_per_doc=args.reads_per_doc, max_context=args.max_context)
+    mix = data.Mix(
+        qa_rate=args.qa_rate,
+        absent_rate=args.absent_rate,
+        reads_per_doc=args.reads_per_doc,
+        max_context=args.max_context,
+    )
     raw = data.load_documents(Path(args.data))
     examples = data.build_examples(raw, range(args.first_doc, args.last_doc), mix)
     if args.chat:  # conversational writes (recipes/chat_train.py), train split only
@@ -165,8 +171,11 @@ def train(args: argparse.Namespace) -> Path:
     counts: dict[str, int] = {}
     for e in examples:
         counts[e.kind] = counts.get(e.kind, 0) + 1
-    log(f"examples {counts} tokens {sum(len(ids) for ids, _ in encoded)} "
-        f"trained tokens {sum(sum(m) for _, m in encoded)} mix {asdict(mix)}", logfile)
+    log(
+        f"examples {counts} tokens {sum(len(ids) for ids, _ in encoded)} "
+        f"trained tokens {sum(sum(m) for _, m in encoded)} mix {asdict(mix)}",
+        logfile,
+    )
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
@@ -193,7 +202,9 @@ def train(args: argparse.Namespace) -> Path:
     while state["epoch"] < args.epochs and not out_of_time:
         subset = epoch_examples(examples, state["epoch"])
         batches = make_batches(
-            [encoded[i] for i in subset], args.batch_tokens, args.max_batch,
+            [encoded[i] for i in subset],
+            args.batch_tokens,
+            args.max_batch,
             args.seed + state["epoch"],
         )
         while state["batch"] < len(batches):
@@ -223,10 +234,13 @@ def train(args: argparse.Namespace) -> Path:
             window_steps += 1
             if state["step"] % args.log_every == 0:
                 rate = window_tokens / (time.perf_counter() - window_start)
-                log(f"epoch {state['epoch']} batch {state['batch']}/{len(batches)} "
+                log(
+                    f"epoch {state['epoch']} batch {state['batch']}/{len(batches)} "
                     f"step {state['step']} loss {window_loss / window_steps:.4f} "
                     f"lr {lr:.2e} tok/s {rate:.0f} tokens {state['tokens']} "
-                    f"elapsed {state['elapsed'] / 60:.1f}m", logfile)
+                    f"elapsed {state['elapsed'] / 60:.1f}m",
+                    logfile,
+                )
                 window_tokens, window_loss, window_steps = 0, 0.0, 0
                 window_start = time.perf_counter()
             if state["step"] % args.save_every == 0:
@@ -237,8 +251,7 @@ def train(args: argparse.Namespace) -> Path:
     save()
     out = work / "adapter"
     model.save_pretrained(out)
-    summary = {**state, "out_of_time": out_of_time, "examples": counts,
-               "args": vars(args)}
+    summary = {**state, "out_of_time": out_of_time, "examples": counts, "args": vars(args)}
     (out / "training.json").write_text(json.dumps(summary, indent=2))
     log(f"done {summary}", logfile)
     return out
@@ -264,12 +277,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--qa-rate", type=float, default=0.08)
     p.add_argument("--absent-rate", type=float, default=0.1)
     p.add_argument("--reads-per-doc", type=int, default=1)
-    p.add_argument("--chat", type=int, default=0, metavar="N",
-                   help="also train on the write calls of N conversations of the train split "
-                        "of recipes/chat_data.py (recipes/chat_train.py; 400 give ~1,400)")
-    p.add_argument("--max-context", type=int, default=None,
-                   help="characters of preceding text in write examples (default: as the "
-                   "runtime, up to 1500)")
+    p.add_argument(
+        "--chat",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train on the write calls of N conversations of the train split "
+        "of recipes/chat_data.py (recipes/chat_train.py; 400 give ~1,400)",
+    )
+    p.add_argument(
+        "--max-context",
+        type=int,
+        default=None,
+        help="characters of preceding text in write examples (default: as the runtime, up to 1500)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=2)

@@ -41,21 +41,39 @@ def _logprobs(reply: Reply) -> dict:
     assert reply.top is not None
     text = "".join(reply.chunks)
     if reply.content_format:
-        return {"content": [{"token": text, "logprob": max(reply.top.values(), default=0.0),
-                             "top_logprobs": [{"token": t, "logprob": v,
-                                               "bytes": list(t.encode())}
-                                              for t, v in reply.top.items()]}]}
-    return {"tokens": [text], "token_logprobs": [max(reply.top.values(), default=0.0)],
-            "top_logprobs": [reply.top], "text_offset": [0]}
+        return {
+            "content": [
+                {
+                    "token": text,
+                    "logprob": max(reply.top.values(), default=0.0),
+                    "top_logprobs": [
+                        {"token": t, "logprob": v, "bytes": list(t.encode())}
+                        for t, v in reply.top.items()
+                    ],
+                }
+            ]
+        }
+    return {
+        "tokens": [text],
+        "token_logprobs": [max(reply.top.values(), default=0.0)],
+        "top_logprobs": [reply.top],
+        "text_offset": [0],
+    }
 
 
 class FakeServer:
     """An OpenAI-compatible server of one `kind` ("vllm", "sglang", "llama-server",
     "llama-cpp-python", "plain") on 127.0.0.1 and a free port."""
 
-    def __init__(self, kind: str, script: Script, model: str = "test-model",
-                 chat_template: str | None = None, total_slots: int | None = None,
-                 vocab: list[bytes] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        script: Script,
+        model: str = "test-model",
+        chat_template: str | None = None,
+        total_slots: int | None = None,
+        vocab: list[bytes] | None = None,
+    ):
         self.kind = kind
         self.vocab = vocab  # llama-server's /tokenize and /detokenize over these pieces
         self._ids = {p: t for t, p in reversed(list(enumerate(vocab or []))) if p}
@@ -106,13 +124,23 @@ class FakeServer:
                     self._json(reply.status, {"error": {"message": "scripted failure"}})
                     return
                 if not body.get("stream"):
-                    choice: dict[str, Any] = {"text": "".join(reply.chunks),
-                                              "finish_reason": reply.finish}
+                    choice: dict[str, Any] = {
+                        "text": "".join(reply.chunks),
+                        "finish_reason": reply.finish,
+                    }
                     if reply.top is not None and body.get("logprobs"):
                         choice["logprobs"] = _logprobs(reply)
-                    self._json(200, {"model": server.model, "choices": [choice],
-                        "usage": {"prompt_tokens": len(body["prompt"]),
-                                  "completion_tokens": len(reply.chunks)}})
+                    self._json(
+                        200,
+                        {
+                            "model": server.model,
+                            "choices": [choice],
+                            "usage": {
+                                "prompt_tokens": len(body["prompt"]),
+                                "completion_tokens": len(reply.chunks),
+                            },
+                        },
+                    )
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -125,8 +153,10 @@ class FakeServer:
                             self.wfile.flush()
                             return
                         finish = reply.finish if last else None
-                        data = {"model": server.model,
-                                "choices": [{"text": chunk, "finish_reason": finish}]}
+                        data = {
+                            "model": server.model,
+                            "choices": [{"text": chunk, "finish_reason": finish}],
+                        }
                         self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
                         self.wfile.flush()
                     if not reply.chunks:
@@ -170,8 +200,12 @@ class FakeServer:
         if path == "/get_server_info" and self.kind == "sglang":
             return {"version": "0.5.0", "grammar_backend": "llguidance"}
         if path == "/props" and self.kind == "llama-server":
-            props = {"chat_template": self.chat_template or "", "bos_token": "",
-                     "eos_token": "<|im_end|>", "default_generation_settings": {}}
+            props = {
+                "chat_template": self.chat_template or "",
+                "bos_token": "",
+                "eos_token": "<|im_end|>",
+                "default_generation_settings": {},
+            }
             if self.total_slots is not None:
                 props["total_slots"] = self.total_slots
             return props

@@ -47,7 +47,9 @@ def test_pronouns_resolve_to_the_person_named_before_and_updates_are_marked():
     context = writing.Context()
     plan = writing.plan_turn(
         "Dana Whitfield lives in Oslo. She teaches at the Nordhavn Academy. "
-        "Her husband is Rolf Aasen.", context)
+        "Her husband is Rolf Aasen.",
+        context,
+    )
     assert [s.resolved for s in plan.statements] == [
         "Dana Whitfield lives in Oslo.",
         "Dana Whitfield teaches at the Nordhavn Academy.",
@@ -57,8 +59,9 @@ def test_pronouns_resolve_to_the_person_named_before_and_updates_are_marked():
     [moved] = later.statements
     assert moved.resolved == "Rolf Aasen moved to Bergen last week." or moved.update
     assert moved.update
-    stopped = writing.plan_turn("Dana no longer works there; she joined Meridian Freight.",
-                                writing.Context(people=["Dana"]))
+    stopped = writing.plan_turn(
+        "Dana no longer works there; she joined Meridian Freight.", writing.Context(people=["Dana"])
+    )
     [joined] = stopped.statements
     assert joined.resolved == "Dana joined Meridian Freight." and joined.update
 
@@ -71,8 +74,12 @@ def test_no_pronoun_or_fragment_is_an_entity():
 
 
 def test_questions_negations_and_greetings_plan_no_write():
-    for message in ("Where does Dana live?", "Dana does not live in Paris.",
-                    "Hello, how are you?", "Suppose Dana lived in Rome."):
+    for message in (
+        "Where does Dana live?",
+        "Dana does not live in Paris.",
+        "Hello, how are you?",
+        "Suppose Dana lived in Rome.",
+    ):
         assert not writing.plan_turn(message, writing.Context()).statements, message
 
 
@@ -83,12 +90,12 @@ def test_write_grammar_allows_context_entities_besides_the_sentence_spans():
     spans = write_spans("She teaches at Nordhavn.", ["Dana Whitfield", "the", "of the"])
     assert "Dana Whitfield" in spans and "Nordhavn" in spans
     assert "the" not in spans and "of the" not in spans
-    assert '"Dana Whitfield"' in write_grammar("She teaches at Nordhavn.", ["employer"], "",
-                                                ["Dana Whitfield"])
+    assert '"Dana Whitfield"' in write_grammar(
+        "She teaches at Nordhavn.", ["employer"], "", ["Dana Whitfield"]
+    )
     fake = FakeBackend()
     decoder = ConstrainedDecoder.for_backend(fake)
-    cmd = decoder.start_write("She teaches at Nordhavn.", ["employer"],
-                              entities=["Dana Whitfield"])
+    cmd = decoder.start_write("She teaches at Nordhavn.", ["employer"], entities=["Dana Whitfield"])
     fake.eval(fake.tokenize("prompt"))
     fake.set_script("Dana Whitfield>>employer>>Nordhavn})")
     while not decoder.is_done(cmd):
@@ -159,7 +166,8 @@ def test_a_question_about_a_fact_never_told_reads_nothing(rolf_store, question):
 def test_first_names_and_user_relations_match_by_meaning(rolf_store):
     rolf_store.add("Rolf Aasen", "favourite dish", "fish soup", new_relation=True)
     assert reading.mentioned_entities(rolf_store, "What does Rolf like to eat most?") == [
-        "Rolf Aasen"]
+        "Rolf Aasen"
+    ]
     [choice] = reading.choose_facts(rolf_store, "What food does Rolf like best?", ["Rolf Aasen"])
     assert choice.fact.object == "fish soup"
     ranked = reading.facts_by_meaning(rolf_store, "Rolf Aasen's home town")
@@ -178,8 +186,7 @@ class Chat:
         self.out = io.StringIO()
         console = Console(file=self.out, width=100, color_system=None)
         self.view = TurnView(console, hide_calls=True, wrap=False)
-        self.conversation = Conversation(StaticEngines(self.engine), self.store,
-                                         session_id="test")
+        self.conversation = Conversation(StaticEngines(self.engine), self.store, session_id="test")
 
     def say(self, message: str):
         return self.conversation.run_turn(message, self.view)
@@ -205,8 +212,10 @@ def test_a_denial_stores_nothing_and_says_so():
 
 
 def test_a_pronoun_statement_is_written_about_the_person():
-    chat = Chat("({MEM_WRITE-->Dana Whitfield>>residence>>Oslo})",
-                "({MEM_WRITE-->Dana Whitfield>>employer>>Nordhavn Academy})")
+    chat = Chat(
+        "({MEM_WRITE-->Dana Whitfield>>residence>>Oslo})",
+        "({MEM_WRITE-->Dana Whitfield>>employer>>Nordhavn Academy})",
+    )
     chat.say("Dana Whitfield lives in Oslo.")
     record = chat.say("She works for the Nordhavn Academy.")
     assert ("Dana Whitfield", "employer", "Nordhavn Academy") in chat.current()
@@ -214,8 +223,9 @@ def test_a_pronoun_statement_is_written_about_the_person():
 
 
 def test_a_question_reads_the_fact_chosen_by_meaning_and_abstains_without_one():
-    chat = Chat("({MEM_READ(Rolf Aasen>>residence>>)-->Hamar}) Rolf Aasen lives in Hamar.",
-                facts=ROLF)
+    chat = Chat(
+        "({MEM_READ(Rolf Aasen>>residence>>)-->Hamar}) Rolf Aasen lives in Hamar.", facts=ROLF
+    )
     record = chat.say("Which town is Rolf Aasen's home?")
     assert record.raw.startswith("({MEM_READ(Rolf Aasen>>residence>>)-->Hamar})")
     assert "Hamar" in record.answer
@@ -225,34 +235,44 @@ def test_a_question_reads_the_fact_chosen_by_meaning_and_abstains_without_one():
 
 
 def test_updates_supersede_the_old_value_single_and_multi_valued():
-    chat = Chat("({MEM_WRITE-->Dana Whitfield>>residence>>Bergen})",
-                "({MEM_WRITE-->Dana Whitfield>>employer>>Meridian Freight})",
-                "({MEM_WRITE-->Dana Whitfield>>employer>>Solace Health})",
-                facts=[("Dana Whitfield", "residence", "Oslo"),
-                       ("Dana Whitfield", "employer", "Arcwise Labs"),
-                       ("Dana Whitfield", "employer", "Helix Bank")])
+    chat = Chat(
+        "({MEM_WRITE-->Dana Whitfield>>residence>>Bergen})",
+        "({MEM_WRITE-->Dana Whitfield>>employer>>Meridian Freight})",
+        "({MEM_WRITE-->Dana Whitfield>>employer>>Solace Health})",
+        facts=[
+            ("Dana Whitfield", "residence", "Oslo"),
+            ("Dana Whitfield", "employer", "Arcwise Labs"),
+            ("Dana Whitfield", "employer", "Helix Bank"),
+        ],
+    )
     record = chat.say("Dana Whitfield moved to Bergen last week.")
     assert "residence: Bergen (was Oslo)" in record.answer
     record = chat.say("Dana Whitfield now works for Meridian Freight.")
-    assert chat.current() == {("Dana Whitfield", "residence", "Bergen"),
-                              ("Dana Whitfield", "employer", "Meridian Freight")}
+    assert chat.current() == {
+        ("Dana Whitfield", "residence", "Bergen"),
+        ("Dana Whitfield", "employer", "Meridian Freight"),
+    }
     assert "(was Arcwise Labs, Helix Bank)" in record.answer
     old = chat.store.find(object="Arcwise Labs", history=True)[0]
     assert [t.object for t in chat.store.chain(old.id)] == ["Arcwise Labs", "Meridian Freight"]
     # Without words of change a multi-valued relation keeps both.
     chat.say("Dana Whitfield works for Solace Health.")
-    assert {o for s, r, o in chat.current() if r == "employer"} == {"Meridian Freight",
-                                                                   "Solace Health"}
+    assert {o for s, r, o in chat.current() if r == "employer"} == {
+        "Meridian Freight",
+        "Solace Health",
+    }
     # /undo of the update turn takes the supersessions back too.
     chat.conversation.undo_last()
     chat.conversation.undo_last()
-    assert {o for s, r, o in chat.current() if r == "employer"} == {"Arcwise Labs",
-                                                                   "Helix Bank"}
+    assert {o for s, r, o in chat.current() if r == "employer"} == {"Arcwise Labs", "Helix Bank"}
 
 
 def test_a_turn_that_states_and_asks_does_both():
-    chat = Chat("({MEM_READ(Rolf Aasen>>employer>>)-->Arcwise Labs}) Arcwise Labs.",
-                "({MEM_WRITE-->Kenji Lund>>residence>>Aarhus})", facts=ROLF)
+    chat = Chat(
+        "({MEM_READ(Rolf Aasen>>employer>>)-->Arcwise Labs}) Arcwise Labs.",
+        "({MEM_WRITE-->Kenji Lund>>residence>>Aarhus})",
+        facts=ROLF,
+    )
     record = chat.say("Kenji Lund lives in Aarhus. Who does Rolf Aasen work for?")
     assert "Arcwise Labs" in record.answer
     assert record.answer.endswith("Noted: Kenji Lund - residence: Aarhus.")
@@ -277,40 +297,63 @@ def test_memory_off_answers_from_the_model_marked_as_not_from_memory():
 # -- eval chat --------------------------------------------------------------------------
 
 TWO_CONVERSATIONS = [
-    {"id": "a", "turns": [
-        {"user": "Dana Whitfield lives in Oslo.",
-         "facts": [["Dana Whitfield", "residence", "Oslo"]], "category": "name"},
-        {"user": "Hello!", "chat": True},
-        {"user": "Where does Dana Whitfield live?", "answer": ["Oslo"]},
-        {"user": "Where was Dana Whitfield born?", "answer": None},
-        {"user": "Dana Whitfield moved to Bergen.",
-         "facts": [["Dana Whitfield", "residence", "Bergen"]],
-         "superseded": [["Dana Whitfield", "residence", "Oslo"]], "category": "update"},
-        {"user": "Where does Dana Whitfield live now?", "answer": ["Bergen"], "stale": ["Oslo"],
-         "category": "update"},
-    ]},
-    {"id": "b", "turns": [
-        {"user": "Kenji Lund works for Helix Bank.",
-         "facts": [["Kenji Lund", "employer", "Helix Bank"]], "category": "name"},
-        {"user": "Kenji Lund does not live in Rome.", "facts": [], "category": "negation"},
-        {"user": "Who does Kenji Lund work for?", "answer": ["Helix Bank"]},
-        {"user": "Thanks!", "chat": True},
-    ]},
+    {
+        "id": "a",
+        "turns": [
+            {
+                "user": "Dana Whitfield lives in Oslo.",
+                "facts": [["Dana Whitfield", "residence", "Oslo"]],
+                "category": "name",
+            },
+            {"user": "Hello!", "chat": True},
+            {"user": "Where does Dana Whitfield live?", "answer": ["Oslo"]},
+            {"user": "Where was Dana Whitfield born?", "answer": None},
+            {
+                "user": "Dana Whitfield moved to Bergen.",
+                "facts": [["Dana Whitfield", "residence", "Bergen"]],
+                "superseded": [["Dana Whitfield", "residence", "Oslo"]],
+                "category": "update",
+            },
+            {
+                "user": "Where does Dana Whitfield live now?",
+                "answer": ["Bergen"],
+                "stale": ["Oslo"],
+                "category": "update",
+            },
+        ],
+    },
+    {
+        "id": "b",
+        "turns": [
+            {
+                "user": "Kenji Lund works for Helix Bank.",
+                "facts": [["Kenji Lund", "employer", "Helix Bank"]],
+                "category": "name",
+            },
+            {"user": "Kenji Lund does not live in Rome.", "facts": [], "category": "negation"},
+            {"user": "Who does Kenji Lund work for?", "answer": ["Helix Bank"]},
+            {"user": "Thanks!", "chat": True},
+        ],
+    },
 ]
 
 # What the scripted model says, prompt by prompt, across both conversations (each
 # conversation starts a new backend turn count: see `scripted_engine`).
 SCRIPTS = {
-    "a": ["({MEM_WRITE-->Dana Whitfield>>residence>>Oslo})",  # the statement
-          "Hi!",  # the greeting
-          "({MEM_READ(Dana Whitfield>>residence>>)-->Oslo}) Dana lives in Oslo.",
-          # "born": nothing in memory, so no prompt at all
-          "({MEM_WRITE-->Dana Whitfield>>residence>>Bergen})",
-          # names the stale value too: the update is not followed
-          "({MEM_READ(Dana Whitfield>>residence>>)-->Bergen}) Bergen, not Oslo."],
-    "b": ["({MEM_WRITE-->Kenji Lund>>country>>Helix Bank})",  # wrong relation
-          # the denial and the question (nothing fits "work for"): no prompt
-          "I don't know."],  # the thanks answered "I don't know"
+    "a": [
+        "({MEM_WRITE-->Dana Whitfield>>residence>>Oslo})",  # the statement
+        "Hi!",  # the greeting
+        "({MEM_READ(Dana Whitfield>>residence>>)-->Oslo}) Dana lives in Oslo.",
+        # "born": nothing in memory, so no prompt at all
+        "({MEM_WRITE-->Dana Whitfield>>residence>>Bergen})",
+        # names the stale value too: the update is not followed
+        "({MEM_READ(Dana Whitfield>>residence>>)-->Bergen}) Bergen, not Oslo.",
+    ],
+    "b": [
+        "({MEM_WRITE-->Kenji Lund>>country>>Helix Bank})",  # wrong relation
+        # the denial and the question (nothing fits "work for"): no prompt
+        "I don't know.",
+    ],  # the thanks answered "I don't know"
 }
 
 
@@ -321,8 +364,9 @@ def test_eval_chat_on_two_conversations_gives_exact_figures(tmp_path, monkeypatc
     path.write_text("\n".join(json.dumps(c) for c in TWO_CONVERSATIONS) + "\n")
     conversations = load_conversations(path)
     # The write relation check would repair "country" -> "employer"; keep the script's.
-    monkeypatch.setattr(writing, "choose_relation",
-                        lambda s, subj, rel, obj, *rest, **options: (rel, False))
+    monkeypatch.setattr(
+        writing, "choose_relation", lambda s, subj, rel, obj, *rest, **options: (rel, False)
+    )
     order = iter(["a", "b"])
 
     def make(store):
@@ -355,9 +399,17 @@ def test_eval_chat_on_two_conversations_gives_exact_figures(tmp_path, monkeypatc
 def test_real_model_answers_a_told_fact_from_a_paraphrased_question():
     from tests.cli_helpers import run
 
-    result = run("chat", "-e", "Dana Whitfield lives in Oslo.",
-                 "-e", "Which town is Dana Whitfield's home?",
-                 "-e", "Where was Dana Whitfield born?", "-e", "Hello, how are you?")
+    result = run(
+        "chat",
+        "-e",
+        "Dana Whitfield lives in Oslo.",
+        "-e",
+        "Which town is Dana Whitfield's home?",
+        "-e",
+        "Where was Dana Whitfield born?",
+        "-e",
+        "Hello, how are you?",
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Noted: Dana Whitfield - residence: Oslo." in out
@@ -369,7 +421,8 @@ def test_real_model_answers_a_told_fact_from_a_paraphrased_question():
     assert greeting.strip() and "know" not in greeting.lower()
     with TripleStore() as store:
         assert [(t.subject, t.relation, t.object) for t in store.find()] == [
-            ("Dana Whitfield", "residence", "Oslo")]
+            ("Dana Whitfield", "residence", "Oslo")
+        ]
 
 
 def test_the_generator_keeps_train_dev_and_test_apart_and_is_deterministic():
@@ -392,17 +445,36 @@ def test_the_generator_keeps_train_dev_and_test_apart_and_is_deterministic():
     assert not any("work location" in json.dumps(c) for c in chat_data.conversations("train", 50))
     assert texts("dev") == texts("dev") and not texts("train") & texts("dev")
     for split, count in (("dev", 40), ("test", 30)):  # as the module docstring makes them
-        shipped = (chat_data.Path(chat_data.__file__).parent / "data" /
-                   f"chat_{split}.jsonl").read_text()
-        regenerated = "\n".join(json.dumps(c, ensure_ascii=False)
-                                for c in chat_data.conversations(split, count)) + "\n"
+        shipped = (
+            chat_data.Path(chat_data.__file__).parent / "data" / f"chat_{split}.jsonl"
+        ).read_text()
+        regenerated = (
+            "\n".join(
+                json.dumps(c, ensure_ascii=False) for c in chat_data.conversations(split, count)
+            )
+            + "\n"
+        )
         assert shipped == regenerated, split
     # The first conversations do not depend on how many special ones follow.
-    assert list(chat_data.conversations("dev", 5, special=0)) == list(
-        chat_data.conversations("dev", 5, special=3))[:5]
+    assert (
+        list(chat_data.conversations("dev", 5, special=0))
+        == list(chat_data.conversations("dev", 5, special=3))[:5]
+    )
     kinds = [c["id"].split("-")[1] for c in chat_data.conversations("dev", 8)]
-    assert kinds == ["000", "001", "002", "003", "004", "005", "006", "007", "me", "me",
-                     "chair", "chair"]
+    assert kinds == [
+        "000",
+        "001",
+        "002",
+        "003",
+        "004",
+        "005",
+        "006",
+        "007",
+        "me",
+        "me",
+        "chair",
+        "chair",
+    ]
 
 
 def test_a_bad_conversations_file_is_one_line_naming_where(tmp_path):
@@ -418,8 +490,9 @@ def test_a_bad_conversations_file_is_one_line_naming_where(tmp_path):
 
 def test_the_base_model_sees_its_own_turns_not_answers_from_memory():
     # A 135M model shown "Hamar." before "Thanks!" answers "Hamar." again.
-    chat = Chat("({MEM_READ(Rolf Aasen>>residence>>)-->Hamar}) Hamar.", "You're welcome!",
-                facts=ROLF)
+    chat = Chat(
+        "({MEM_READ(Rolf Aasen>>residence>>)-->Hamar}) Hamar.", "You're welcome!", facts=ROLF
+    )
     assert not chat.say("Which town is Rolf Aasen's home?").chatted
     record = chat.say("Thanks, that's all for now!")
     assert record.chatted and record.answer == "You're welcome!"
@@ -431,8 +504,11 @@ def test_the_base_model_sees_its_own_turns_not_answers_from_memory():
 
 def test_a_question_no_relation_fits_is_not_answered_with_the_nearest_fact(rolf_store):
     entities = ["Rolf Aasen"]
-    for question in ("What is Rolf Aasen's phone number?", "What is Rolf Aasen's email address?",
-                     "What is Rolf Aasen's favourite colour?"):
+    for question in (
+        "What is Rolf Aasen's phone number?",
+        "What is Rolf Aasen's email address?",
+        "What is Rolf Aasen's favourite colour?",
+    ):
         assert reading.choose_facts(rolf_store, question, entities) == [], question
     [chosen] = reading.choose_facts(rolf_store, "Where does Rolf Aasen live?", entities)
     assert chosen.fact.relation == "residence"

@@ -43,15 +43,18 @@ class Pane:
         self.tmux("set-option", "-t", "chat", "remain-on-exit", "on")
 
     def tmux(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"tmux {args[0]}: {done.stderr.strip()}")
         return done.stdout
 
     def capture(self, styles: bool = False) -> str:
-        return self.tmux("capture-pane", "-p", "-J", *(["-e"] if styles else []),
-                         "-t", "chat")
+        return self.tmux("capture-pane", "-p", "-J", *(["-e"] if styles else []), "-t", "chat")
 
     def type(self, line: str) -> None:
         self.tmux("send-keys", "-t", "chat", "-l", line)
@@ -77,6 +80,7 @@ def _prompt_after(marker: str):
     def ready(screen: str) -> bool:
         at = screen.rfind(marker)
         return at >= 0 and PROMPT in screen[at:]
+
     return ready
 
 

@@ -150,7 +150,8 @@ def test_rm_asks_first(monkeypatch):
     model = write_gguf(paths.models_dir() / "llama-3.2-1b.gguf")
     refused = invoke("rm", "llama-3.2-1b", input="y\n")  # off a terminal: never asks
     assert (refused.exit_code, refused.stderr) == (
-        2, f"memcli: error: rm deletes {model}; pass --yes to do so\n"
+        2,
+        f"memcli: error: rm deletes {model}; pass --yes to do so\n",
     )
     monkeypatch.setattr("memcli.cli.common.interactive", lambda: True)
     result = invoke("rm", "llama-3.2-1b", input="n\n")

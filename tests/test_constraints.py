@@ -103,8 +103,12 @@ def test_scripted_read_of_unknown_entity_is_steered_to_known_names(fake, decoder
 
 
 def test_names_with_quotes_unicode_and_delimiter_like_suffixes(fake, decoder):
-    for text in ['>>country>>Foo)-->', '>>country>>Foo))-->', 'Say "Hi" \\ now>>country>>)-->',
-                 ">>located in>>Zürich)-->"]:
+    for text in [
+        ">>country>>Foo)-->",
+        ">>country>>Foo))-->",
+        'Say "Hi" \\ now>>country>>)-->',
+        ">>located in>>Zürich)-->",
+    ]:
         cmd = decoder.start_read(ENTITIES, RELATIONS)
         for token in fake.tokenize(text):
             assert decoder.mask(cmd)[token], (text, cmd.text)

@@ -31,8 +31,13 @@ def test_every_command_has_a_section(path):
 
 @pytest.mark.parametrize(
     ("path", "option"),
-    [(path, opt) for path, command in COMMANDS for param in command.params
-     for opt in param.opts if opt.startswith("--")],  # fmt: skip
+    [
+        (path, opt)
+        for path, command in COMMANDS
+        for param in command.params
+        for opt in param.opts
+        if opt.startswith("--")
+    ],  # fmt: skip
 )
 def test_every_option_is_documented(path, option):
     assert re.search(rf"`[^`]*{re.escape(option)}\b", SECTIONS.get(path, "")), (

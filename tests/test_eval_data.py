@@ -23,9 +23,41 @@ FIXTURE = Path(__file__).parent / "fixtures" / "eval_docs.json"
 
 def test_detokenize_punctuation_quotes_and_joiners():
     text, spans = detokenize(
-        ["Lipsky", "(", "September", "6", ",", "1911", ")", "wrote", '"', "Kiss", "of",
-         "Death", '"', ",", "The", "Devil", "'s", "Daughter", "and", "Book", "-", "of", "-",
-         "the", "-", "Month", ";", "55.5", "%", "\xa0", "$", "5", "."]
+        [
+            "Lipsky",
+            "(",
+            "September",
+            "6",
+            ",",
+            "1911",
+            ")",
+            "wrote",
+            '"',
+            "Kiss",
+            "of",
+            "Death",
+            '"',
+            ",",
+            "The",
+            "Devil",
+            "'s",
+            "Daughter",
+            "and",
+            "Book",
+            "-",
+            "of",
+            "-",
+            "the",
+            "-",
+            "Month",
+            ";",
+            "55.5",
+            "%",
+            "\xa0",
+            "$",
+            "5",
+            ".",
+        ]
     )
     assert text == (
         'Lipsky (September 6, 1911) wrote "Kiss of Death", The Devil\'s Daughter and '
@@ -41,7 +73,7 @@ def test_fixture_mentions_are_in_document_order_with_exact_surfaces():
     geneva = lake.entities[0]
     assert [m.surface for m in geneva.mentions] == ["Lake Geneva", "Lac Léman"]
     assert geneva.name == "Lake Geneva"  # the first mention, though listed second
-    assert lake.text[lake.position(geneva.mentions[1]):].startswith("Lac Léman,")
+    assert lake.text[lake.position(geneva.mentions[1]) :].startswith("Lac Léman,")
     assert [(f.head, f.relation, f.tail) for f in lake.write_gold(1)] == [(3, "country", 2)]
     assert lake.write_gold(2) == []  # Geneva >> country >> Switzerland: not both in it
     assert rihanna.index == 1 and rihanna.label == "document 1 ('Rihanna')"
@@ -81,7 +113,11 @@ def test_real_document_relations_and_evidence(lipsky):
     assert len(lipsky.facts) == 38
     first = lipsky.facts[0]
     assert (first.head, first.relation_id, first.relation, first.tail, first.evidence) == (
-        3, "P131", "located in the administrative territorial entity", 4, (0,)
+        3,
+        "P131",
+        "located in the administrative territorial entity",
+        4,
+        (0,),
     )
     manhattan = lipsky.facts[4]  # Manhattan >> country >> United States, evidence 0 and 3
     assert (manhattan.relation, manhattan.evidence) == ("country", (0, 3))
@@ -90,8 +126,10 @@ def test_real_document_relations_and_evidence(lipsky):
 
 def test_real_document_write_gold(lipsky):
     def named(sent):
-        return [(lipsky.entities[f.head].name, f.relation, lipsky.entities[f.tail].name)
-                for f in lipsky.write_gold(sent)]
+        return [
+            (lipsky.entities[f.head].name, f.relation, lipsky.entities[f.tail].name)
+            for f in lipsky.write_gold(sent)
+        ]
 
     # Manhattan >> country >> United States cites sentences 0 and 3 but is in neither
     # with both entities, so no write after either sentence should name it.
@@ -115,8 +153,12 @@ def test_parse_docs():
     assert parse_docs("1:4", 5) == range(1, 4)
     assert parse_docs("2:", 5) == range(2, 5)
     assert parse_docs(":2", 5) == range(2)
-    for bad, says in (("x", "expected N or A:B"), ("4:2", "selects no documents"),
-                      ("0", "selects no documents"), ("400:600", "out of range")):
+    for bad, says in (
+        ("x", "expected N or A:B"),
+        ("4:2", "selects no documents"),
+        ("0", "selects no documents"),
+        ("400:600", "out of range"),
+    ):
         with pytest.raises(UsageError, match=says):
             parse_docs(bad, 500)
 
@@ -134,18 +176,28 @@ def good_doc() -> dict:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["labels"][1].update(h=7),
-         "document 0 ('Rihanna'): labels[1].h: entity 7 out of range (the document has "
-         "4 entities)"),
-        (lambda d: d["labels"][0].update(r="P9999"),
-         "document 0 ('Rihanna'): labels[0].r: unknown relation id 'P9999'"),
-        (lambda d: d["labels"][0].update(evidence=[5]),
-         "document 0 ('Rihanna'): labels[0].evidence[0]: sentence 5 out of range"),
-        (lambda d: d["vertexSet"][2][0].update(pos=[6, 12]),
-         "document 0 ('Rihanna'): vertexSet[2][0].pos: [6, 12] is not a token span"),
-        (lambda d: d["vertexSet"][2][0].update(sent_id="1"),
-         "document 0 ('Rihanna'): vertexSet[2][0].sent_id: expected a whole number, found "
-         "a string"),
+        (
+            lambda d: d["labels"][1].update(h=7),
+            "document 0 ('Rihanna'): labels[1].h: entity 7 out of range (the document has "
+            "4 entities)",
+        ),
+        (
+            lambda d: d["labels"][0].update(r="P9999"),
+            "document 0 ('Rihanna'): labels[0].r: unknown relation id 'P9999'",
+        ),
+        (
+            lambda d: d["labels"][0].update(evidence=[5]),
+            "document 0 ('Rihanna'): labels[0].evidence[0]: sentence 5 out of range",
+        ),
+        (
+            lambda d: d["vertexSet"][2][0].update(pos=[6, 12]),
+            "document 0 ('Rihanna'): vertexSet[2][0].pos: [6, 12] is not a token span",
+        ),
+        (
+            lambda d: d["vertexSet"][2][0].update(sent_id="1"),
+            "document 0 ('Rihanna'): vertexSet[2][0].sent_id: expected a whole number, found "
+            "a string",
+        ),
         (lambda d: d.pop("sents"), "document 0 ('Rihanna'): sents: missing"),
         (lambda d: d["vertexSet"].append([]), "document 0 ('Rihanna'): vertexSet[4]: is empty"),
     ],

@@ -51,8 +51,7 @@ NLL_TARGET = {
 }
 PPL_TARGET = {c: math.exp(nll / TARGET_TOKENS) for c, nll in NLL_TARGET.items()}
 PPL_ALL = {
-    c: math.exp((nll + (TOKENS - TARGET_TOKENS) * FLAT) / TOKENS)
-    for c, nll in NLL_TARGET.items()
+    c: math.exp((nll + (TOKENS - TARGET_TOKENS) * FLAT) / TOKENS) for c, nll in NLL_TARGET.items()
 }
 
 EXPECTED = """\
@@ -111,11 +110,15 @@ def test_eval_ppl_json_matches_the_hand_figures(fake):
         assert figures[f"target_ppl_{c}"] == pytest.approx(PPL_TARGET[c], rel=1e-6)
     targets = [t for d in report["documents"] for t in d["targets"]]
     assert [(t["surface"], t["tokens"]) for t in targets] == [
-        ("Switzerland", 11), ("France", 6), ("Barbados", 8), ("Def Jam", 7),
+        ("Switzerland", 11),
+        ("France", 6),
+        ("Barbados", 8),
+        ("Def Jam", 7),
     ]
     france = targets[1]
     assert france["model_read"] == {
-        "queries": [["Lake Geneva", "mouth of the watercourse", None]], "results": [],
+        "queries": [["Lake Geneva", "mouth of the watercourse", None]],
+        "results": [],
         "note": "nothing in memory",
     }
     assert france["gold_read"]["results"] == ["Switzerland", "France"]
@@ -157,8 +160,9 @@ def test_without_few_shot_there_is_no_prefix(tmp_path):
 def test_a_document_too_long_for_the_context_is_skipped(tmp_path):
     docs = load_documents(FIXTURE)
     with TripleStore(tmp_path / "m.db") as store:
-        engine = MemoryEngine(CopyBackend(READS, n_ctx=200), store,
-                              config=EngineConfig(few_shot=False))
+        engine = MemoryEngine(
+            CopyBackend(READS, n_ctx=200), store, config=EngineConfig(few_shot=False)
+        )
         report = evaluate_ppl(engine, docs)
         skipped = [d.skipped for d in report.documents]
         assert skipped[0] and skipped[1] == ""

@@ -81,7 +81,14 @@ def test_eval_qa_prints_exact_figures(scripted):
 
 def test_eval_qa_json_has_every_answer(scripted):
     result = run(
-        "eval", "qa", "--data", str(FIXTURE), "--max-questions", "3", "--max-tokens", "120",
+        "eval",
+        "qa",
+        "--data",
+        str(FIXTURE),
+        "--max-questions",
+        "3",
+        "--max-tokens",
+        "120",
         "--json",
     )
     report = json.loads(result.stdout)
@@ -94,10 +101,14 @@ def test_eval_qa_json_has_every_answer(scripted):
     first = questions[0]
     assert first["objects"] == ["Switzerland", "France"]
     assert first["memory"]["text"] == "It lies in Switzerland."
-    assert first["memory"]["reads"] == [{
-        "queries": [["Lake Geneva", "country", None]], "results": ["Switzerland", "France"],
-        "kept": True, "note": "",
-    }]
+    assert first["memory"]["reads"] == [
+        {
+            "queries": [["Lake Geneva", "country", None]],
+            "results": ["Switzerland", "France"],
+            "kept": True,
+            "note": "",
+        }
+    ]
     assert first["asserts"] == "Rhône" and not first["abstains"]
     assert questions[1]["removed"]["reads"] == [] and questions[1]["abstains"]
     last = questions[2]
@@ -111,17 +122,22 @@ def test_eval_qa_json_has_every_answer(scripted):
 def test_memory_is_put_back_after_each_removal(tmp_path):
     docs = load_documents(FIXTURE)
     with TripleStore(tmp_path / "m.db") as store:
-        engine = MemoryEngine(ScriptedBackend("I do not know."), store,
-                              config=EngineConfig(max_tokens=8))
+        engine = MemoryEngine(
+            ScriptedBackend("I do not know."), store, config=EngineConfig(max_tokens=8)
+        )
         report = evaluate_qa(engine, docs, max_questions=2, seed=1)
         assert len(report.results) == 2
-        assert sorted((t.subject, t.relation, t.object) for t in store.find()) == sorted([
-            ("Lake Geneva", "country", "Switzerland"), ("Lake Geneva", "country", "France"),
-            ("Rhône", "mouth of the watercourse", "Lake Geneva"), ("Rhône", "country", "France"),
-            ("Geneva", "country", "Switzerland"),
-            ("Rihanna", "country of citizenship", "Barbados"),
-            ("Rihanna", "record label", "Def Jam"),
-        ])
+        assert sorted((t.subject, t.relation, t.object) for t in store.find()) == sorted(
+            [
+                ("Lake Geneva", "country", "Switzerland"),
+                ("Lake Geneva", "country", "France"),
+                ("Rhône", "mouth of the watercourse", "Lake Geneva"),
+                ("Rhône", "country", "France"),
+                ("Geneva", "country", "Switzerland"),
+                ("Rihanna", "country of citizenship", "Barbados"),
+                ("Rihanna", "record label", "Def Jam"),
+            ]
+        )
 
 
 def test_questions_one_per_subject_and_relation():

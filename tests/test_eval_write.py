@@ -85,7 +85,8 @@ def test_eval_write_json_has_every_sentence(scripted):
     assert first["gold"] == [["Lake Geneva", "country", "Switzerland"]]
     assert first["correct"] == [["Lac Léman", "country", "Switzerland"]]
     assert [s["predicted"] for s in report["sentences"]][2:] == [
-        [], [["Rihanna", "country of citizenship", "Barbados"]],
+        [],
+        [["Rihanna", "country of citizenship", "Barbados"]],
         [["Def Jam", "record label", "2005"]],
     ]
     assert report["settings"]["data"] == str(FIXTURE)

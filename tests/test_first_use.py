@@ -46,7 +46,8 @@ def test_pull_with_the_hub_unreachable_is_one_line_without_retries(monkeypatch):
 def test_rm_of_a_model_not_downloaded_is_an_error_not_a_question():
     result = runner.invoke(app, ["models", "rm", "qwen2.5-0.5b"], input="y\n")
     assert (result.exit_code, result.stderr) == (
-        1, "memcli: error: model qwen2.5-0.5b is not downloaded\n"
+        1,
+        "memcli: error: model qwen2.5-0.5b is not downloaded\n",
     )
     model = write_gguf(paths.models_dir() / "qwen2.5-0.5b.gguf")
     refused = runner.invoke(app, ["models", "rm", "qwen2.5-0.5b"], input="y\n")

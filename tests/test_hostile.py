@@ -67,6 +67,7 @@ def fill(store: TripleStore, n: int = 30) -> None:
 
 def fake_engine(monkeypatch, script: str) -> None:
     """`ask` and `ingest` on a scripted model instead of the bundled one."""
+
     def make(store, **_options):
         return MemoryEngine(ScriptedBackend(script), store)
 
@@ -146,8 +147,13 @@ def _check_restore(store: TripleStore, path: Path, fmt: str, original: list[dict
     if fmt == "jsonl":
         lines = [json.loads(x) for x in text.split("\n") if x.strip()]
         expected = [
-            (x["id"], names.clean(x["subject"]), names.clean(x["relation"]),
-             names.clean(x["object"]), x["source"])
+            (
+                x["id"],
+                names.clean(x["subject"]),
+                names.clean(x["relation"]),
+                names.clean(x["object"]),
+                x["source"],
+            )
             for x in lines
         ]
         assert got == expected
@@ -162,8 +168,9 @@ def _check_restore(store: TripleStore, path: Path, fmt: str, original: list[dict
         )
         for r in rows:  # a source is stored stripped; an empty one gets a default
             if r[3].strip():
-                assert sources[names.clean(r[0]), names.clean(r[1]), names.clean(r[2])] == \
-                    r[3].strip()
+                assert (
+                    sources[names.clean(r[0]), names.clean(r[1]), names.clean(r[2])] == r[3].strip()
+                )
     if len(data) == len(snapshot_lengths[fmt]):
         assert len(got) == len(original), "a restore lost or invented facts"
 
@@ -245,15 +252,20 @@ def test_sixty_random_corruptions_of_a_3000_fact_snapshot(tmp_path):
     "content, message",
     [
         ("[" * 100_000 + "\n", "nested too deeply"),
-        ('{"id": 9223372036854775808, "subject": "A", "relation": "country", "object": "B"}\n',
-         "id: not a positive integer below 2\\*\\*63"),
-        ('{"id": 1, "subject": "A", "relation": "country", "object": "B"}\n'
-         '{"id": 1, "subject": "C", "relation": "country", "object": "D"}\n',
-         "2: id: 1 is also the id on line 1"),
-        ('{"ix": 1, "subject": "A", "relation": "country", "object": "B"}\n',
-         "'ix': not a field"),
-        ('{"subject": "A", "relation": "country", "object": "B", "source": "\\u001b[31m"}\n',
-         "source: not a single-line string"),
+        (
+            '{"id": 9223372036854775808, "subject": "A", "relation": "country", "object": "B"}\n',
+            "id: not a positive integer below 2\\*\\*63",
+        ),
+        (
+            '{"id": 1, "subject": "A", "relation": "country", "object": "B"}\n'
+            '{"id": 1, "subject": "C", "relation": "country", "object": "D"}\n',
+            "2: id: 1 is also the id on line 1",
+        ),
+        ('{"ix": 1, "subject": "A", "relation": "country", "object": "B"}\n', "'ix': not a field"),
+        (
+            '{"subject": "A", "relation": "country", "object": "B", "source": "\\u001b[31m"}\n',
+            "source: not a single-line string",
+        ),
         ('{"subject": "\\u202eA", "relation": "country", "object": "B"}\n', "bidirectional"),
     ],
 )
@@ -321,8 +333,10 @@ def test_restore_refuses_without_yes_off_a_terminal_and_an_empty_snapshot(tmp_pa
 # -- file names with URI characters ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["x%.db", "x%25.db", "snap#1.db", "what?.db", "a?mode=memory.db",
-                                  "file:b.db", "%2e%2e.db"])
+@pytest.mark.parametrize(
+    "name",
+    ["x%.db", "x%25.db", "snap#1.db", "what?.db", "a?mode=memory.db", "file:b.db", "%2e%2e.db"],
+)
 def test_snapshot_paths_with_uri_characters(tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
     with TripleStore(tmp_path / "m.db") as store:
@@ -495,13 +509,18 @@ def test_repl_export_onto_the_memory_is_refused(tmp_path):
 def test_import_of_dev_zero_is_a_quick_one_line_error_in_bounded_memory(tmp_path):
     """Under a 1 GiB address-space limit: reading /dev/zero whole would fail with a
     MemoryError (and without a limit would fill memory)."""
+
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
     env = {**os.environ, "MEMCLI_HOME": str(tmp_path), "NO_COLOR": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "memcli", "mem", "import", "/dev/zero"],
-        capture_output=True, text=True, env=env, preexec_fn=limit, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=limit,
+        timeout=120,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("memcli: error: /dev/zero:1: ")
@@ -523,7 +542,7 @@ def test_streamed_reading_matches_reading_whole_across_block_boundaries(tmp_path
     from memcli.store import csvio
 
     path = tmp_path / "big.csv"
-    rows = "".join(f"Zoë {i} 東京,country,\"Ort, {i % 97}\",doc {i}\r\n" for i in range(60_000))
+    rows = "".join(f'Zoë {i} 東京,country,"Ort, {i % 97}",doc {i}\r\n' for i in range(60_000))
     path.write_bytes(("\ufeffsubject,relation,object,source\r\n" + rows).encode())
     assert path.stat().st_size > 2 * (1 << 20)
     whole = csvio.parse(None, str(path), csvio.decode(str(path), path.read_bytes()))
@@ -546,8 +565,16 @@ def test_import_reads_lone_cr_line_ends(tmp_path):
 def test_escapes_and_bidi_controls_are_refused_in_every_field(field, bad):
     args = {"subject": "A", "relation": "country", "object": "B", "source": "manual"}
     args[field] = bad
-    result = run("mem", "add", args["subject"], args["relation"], args["object"],
-                 "--source", args["source"], "--new-relation")
+    result = run(
+        "mem",
+        "add",
+        args["subject"],
+        args["relation"],
+        args["object"],
+        "--source",
+        args["source"],
+        "--new-relation",
+    )
     one_line_error(result)
     assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
     assert run("mem", "ls", "--json").stdout == ""
@@ -576,8 +603,16 @@ def _smuggle(db_path: Path) -> None:
 def test_memory_text_never_reaches_the_terminal_raw(memcli_home):
     run("mem", "add", "A", "country", "B")
     _smuggle(memcli_home / "memory.db")
-    for argv in (["ls"], ["ls", "--json"], ["show", "1"], ["show", "1", "--json"], ["log"],
-                 ["log", "--batch", "1"], ["search", "A"], ["ls", "--history"]):
+    for argv in (
+        ["ls"],
+        ["ls", "--json"],
+        ["show", "1"],
+        ["show", "1", "--json"],
+        ["log"],
+        ["log", "--batch", "1"],
+        ["search", "A"],
+        ["ls", "--history"],
+    ):
         result = run("mem", *argv)
         assert result.exit_code == 0, (argv, result.stderr)
         for raw in ("\x1b", "\u202e"):
@@ -590,8 +625,11 @@ def test_memory_text_never_reaches_the_terminal_raw(memcli_home):
 
 def test_file_names_in_errors_are_escaped(tmp_path):
     name = str(tmp_path / "\x1b[31mX\u202e.csv")
-    for argv in (["mem", "import", name], ["mem", "restore", "--yes", name],
-                 ["mem", "export", "-o", str(tmp_path / "no\x1b[2Jdir" / "x.jsonl")]):
+    for argv in (
+        ["mem", "import", name],
+        ["mem", "restore", "--yes", name],
+        ["mem", "export", "-o", str(tmp_path / "no\x1b[2Jdir" / "x.jsonl")],
+    ):
         result = run(*argv)
         one_line_error(result)
         assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
@@ -667,8 +705,14 @@ def test_neutralize_removes_calls_and_breaks_delimiters():
     assert protocol.neutralize(CALL) == ""
     text = protocol.neutralize("a ({MEM_READ(Rihanna>>record label>>)-->Def Jam}) b >> c --> d")
     assert text == "a  b > > c -> d"
-    for hostile in ("({mem_write-->x>>y>>z", "({ MEM_READ(x>>y>>)-->", "({{MEM_WRITE-->}})",
-                    ">>>>", "--->", "(({MEM_WRITE-->a>>b>>c}))"):
+    for hostile in (
+        "({mem_write-->x>>y>>z",
+        "({ MEM_READ(x>>y>>)-->",
+        "({{MEM_WRITE-->}})",
+        ">>>>",
+        "--->",
+        "(({MEM_WRITE-->a>>b>>c}))",
+    ):
         neutral = protocol.neutralize(hostile)
         assert not any(d in neutral for d in protocol.DELIMITERS[:4]), (hostile, neutral)
         parser = protocol.StreamParser()

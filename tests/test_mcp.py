@@ -292,8 +292,9 @@ def test_edit_remove_and_undo_are_one_batch_each(stdio, db, home):
 
 
 def test_an_agents_undo_names_the_client_in_the_log(stdio, db, home):
-    added = stdio.ok("memory_add", subject="Grace Hopper", relation="employer",
-                     object="Remington Rand")
+    added = stdio.ok(
+        "memory_add", subject="Grace Hopper", relation="employer", object="Remington Rand"
+    )
     undone = stdio.ok("memory_undo", batch=added["batch_id"])
     newest = log_lines(db)[0]
     assert (newest["id"], newest["kind"]) == (undone["undo_batch_id"], "undo")
@@ -306,8 +307,9 @@ def test_an_agents_undo_names_the_client_in_the_log(stdio, db, home):
     lines = [json.loads(line) for line in shown.stdout.splitlines()]
     assert lines[0]["description"] == newest["description"]
     # A person's undo from the CLI names nobody: only agents are named.
-    again = stdio.ok("memory_add", subject="Grace Hopper", relation="employer",
-                     object="Remington Rand")
+    again = stdio.ok(
+        "memory_add", subject="Grace Hopper", relation="employer", object="Remington Rand"
+    )
     person = cli(home, "mem", "undo", "--db", str(db))
     assert person.returncode == 0, person.stderr
     assert log_lines(db)[0]["description"].startswith(f"undo batch {again['batch_id']}: ")
@@ -374,8 +376,12 @@ def test_add_many_is_one_batch_and_undo_takes_it_back(stdio, db):
         "memory_add_many",
         facts=[
             {"subject": "Toyota", "relation": "country", "object": "Japan"},
-            {"subject": "Toyota", "relation": "founded by", "object": "Kiichiro Toyoda",
-             "source": "company history"},
+            {
+                "subject": "Toyota",
+                "relation": "founded by",
+                "object": "Kiichiro Toyoda",
+                "source": "company history",
+            },
             {"subject": "Toyota", "relation": "country", "object": "Japan"},
         ],
         source="press kit",
@@ -434,8 +440,12 @@ def test_sees_writes_from_the_cli_while_running_and_loses_none(stdio, db, home):
     with ThreadPoolExecutor(4) as pool:
         people = [pool.submit(person, i) for i in range(15)]
         for i in range(15):
-            stdio.ok("memory_add", subject=f"Agent {i}", relation="country of citizenship",
-                     object="Iceland")
+            stdio.ok(
+                "memory_add",
+                subject=f"Agent {i}",
+                relation="country of citizenship",
+                object="Iceland",
+            )
         for job in people:
             job.result()
     citizens = facts_in(db, object="Iceland")
@@ -449,7 +459,9 @@ def test_resources_relations_stats_and_snapshot(stdio, db):
         "memcli://stats",
         "memcli://snapshot",
     }
-    relations = json.loads(stdio.run(stdio.client.read_resource("memcli://relations")).contents[0].text)
+    relations = json.loads(
+        stdio.run(stdio.client.read_resource("memcli://relations")).contents[0].text
+    )
     by_name = {r["name"]: r for r in relations}
     assert by_name["residence"]["cardinality"] == "single"
     assert by_name["country"]["cardinality"] == "multi"
@@ -465,21 +477,43 @@ def test_stdout_carries_only_protocol_messages(home, db):
     """A raw session over the pipes: every line the server writes to stdout is JSON-RPC,
     even when a tool fails."""
     requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw-pipe", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw-pipe", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "memory_add",
-            "arguments": {"subject": "X", "relation": "nope", "object": "Y"}}},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "memory_add", "arguments": {"subject": "Raw", "relation": "country",
-                                                "object": "Pipe"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "memory_add",
+                "arguments": {"subject": "X", "relation": "nope", "object": "Y"},
+            },
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {
+                "name": "memory_add",
+                "arguments": {"subject": "Raw", "relation": "country", "object": "Pipe"},
+            },
+        },
     ]
     process = subprocess.Popen(
         [*memcli_command(), "mcp", "--db", str(db)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=server_env(home), text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(home),
+        text=True,
     )
     assert process.stdin and process.stdout
     answers: dict[int, dict] = {}
@@ -531,8 +565,11 @@ def test_read_only_offers_only_reading_tools(tmp_path, home, db):
 def start_http(home: Path, db: Path, *args: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [*memcli_command(), "mcp", "--http", "127.0.0.1:0", "--db", str(db), *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=server_env(home), text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env(home),
+        text=True,
     )
     assert process.stderr is not None
     deadline = time.monotonic() + 60

@@ -34,8 +34,14 @@ def files() -> tuple[Path, Path]:
 def _logits(model: Path, lora: Path | None = None) -> np.ndarray:
     from llama_cpp import Llama
 
-    llm = Llama(str(model), lora_path=str(lora) if lora else None, n_ctx=256, n_threads=1,
-                verbose=False, logits_all=True)
+    llm = Llama(
+        str(model),
+        lora_path=str(lora) if lora else None,
+        n_ctx=256,
+        n_threads=1,
+        verbose=False,
+        logits_all=True,
+    )
     tokens = llm.tokenize(PROMPT.encode(), special=True)
     llm.eval(tokens)
     scores = np.array(llm.scores[: len(tokens)])
@@ -114,18 +120,25 @@ def _write_lora(path: Path, tensors: dict[str, np.ndarray], arch: str = "llama")
     ("tensors", "arch", "message"),
     [
         (  # rows of B do not fit attn_k (192 x 576)
-            {"blk.0.attn_k.weight.lora_a": np.zeros((4, 576), np.float32),
-             "blk.0.attn_k.weight.lora_b": np.zeros((100, 4), np.float32)},
-            "llama", "do not fit",
+            {
+                "blk.0.attn_k.weight.lora_a": np.zeros((4, 576), np.float32),
+                "blk.0.attn_k.weight.lora_b": np.zeros((100, 4), np.float32),
+            },
+            "llama",
+            "do not fit",
         ),
         (
-            {"blk.99.attn_k.weight.lora_a": np.zeros((4, 576), np.float32),
-             "blk.99.attn_k.weight.lora_b": np.zeros((192, 4), np.float32)},
-            "llama", "no matching weight",
+            {
+                "blk.99.attn_k.weight.lora_a": np.zeros((4, 576), np.float32),
+                "blk.99.attn_k.weight.lora_b": np.zeros((192, 4), np.float32),
+            },
+            "llama",
+            "no matching weight",
         ),
         (
             {"blk.0.attn_k.weight.lora_a": np.zeros((4, 576), np.float32)},
-            "llama", "no matching weight",
+            "llama",
+            "no matching weight",
         ),
         ({"blk.0.attn_k.weight": np.zeros((4, 4), np.float32)}, "llama", "unexpected tensor"),
         ({}, "qwen2", "adapter for 'qwen2'"),

@@ -66,8 +66,11 @@ def test_closest_entity_keeps_one_index_per_store(store):
 def test_names_for_completion_by_prefix_then_containing_current_only(store):
     from memcli.store.matching import names_starting
 
-    for subject, obj in (("Lake Geneva", "Switzerland"), ("lakeside Inn", "Norway"),
-                         ("Great Lake Lodge", "Canada")):
+    for subject, obj in (
+        ("Lake Geneva", "Switzerland"),
+        ("lakeside Inn", "Norway"),
+        ("Great Lake Lodge", "Canada"),
+    ):
         store.add(subject, "country", obj)
     assert names_starting(store, "lake") == ["Lake Geneva", "lakeside Inn", "Great Lake Lodge"]
     assert names_starting(store, "LAKE ") == ["Lake Geneva", "Great Lake Lodge"]

@@ -11,23 +11,32 @@ from recipes.data import IM_END, render_chat
 CONVERSATION = {
     "id": "fixture",
     "turns": [
-        {"user": "Dana Whitfield resides in Oslo.",
-         "facts": [["Dana Whitfield", "residence", "Oslo"]], "category": "name"},
-        {"user": "She is employed by Helix Bank.",
-         "facts": [["Dana Whitfield", "employer", "Helix Bank"]], "category": "pronoun"},
+        {
+            "user": "Dana Whitfield resides in Oslo.",
+            "facts": [["Dana Whitfield", "residence", "Oslo"]],
+            "category": "name",
+        },
+        {
+            "user": "She is employed by Helix Bank.",
+            "facts": [["Dana Whitfield", "employer", "Helix Bank"]],
+            "category": "pronoun",
+        },
         {"user": "Dana Whitfield does not live in Lyon.", "facts": [], "category": "negation"},
-        {"user": "Who employs Dana Whitfield?", "answer": ["Helix Bank"],
-         "category": "paraphrase"},
-        {"user": "Dana Whitfield relocated to Bergen this spring.",
-         "facts": [["Dana Whitfield", "residence", "Bergen"]],
-         "superseded": [["Dana Whitfield", "residence", "Oslo"]], "category": "update"},
+        {"user": "Who employs Dana Whitfield?", "answer": ["Helix Bank"], "category": "paraphrase"},
+        {
+            "user": "Dana Whitfield relocated to Bergen this spring.",
+            "facts": [["Dana Whitfield", "residence", "Bergen"]],
+            "superseded": [["Dana Whitfield", "residence", "Oslo"]],
+            "category": "update",
+        },
     ],
 }
 
 
 def _prompt(sentence: str, context: str) -> str:
     return render_chat(prompts.write_messages(sentence, context, few_shot=False)) + (
-        protocol.WRITE_HEAD)
+        protocol.WRITE_HEAD
+    )
 
 
 def test_one_example_per_stated_sentence_exactly_as_the_runtime_renders_it():
@@ -40,34 +49,52 @@ def test_one_example_per_stated_sentence_exactly_as_the_runtime_renders_it():
     ]
     first, second, update = examples
     assert first.segments[0] == (_prompt("Dana Whitfield resides in Oslo.", ""), False)
-    assert second.segments[0] == (_prompt(
-        "Dana Whitfield is employed by Helix Bank.",
-        "Dana Whitfield resides in Oslo. Noted: Dana Whitfield - residence: Oslo."), False)
+    assert second.segments[0] == (
+        _prompt(
+            "Dana Whitfield is employed by Helix Bank.",
+            "Dana Whitfield resides in Oslo. Noted: Dana Whitfield - residence: Oslo.",
+        ),
+        False,
+    )
     # The context holds the earlier turns and memcli's replies (the answer to a question
     # as the expected answer), cut to whole sentences as the runtime cuts it.
-    assert update.segments[0] == (_prompt(
-        "Dana Whitfield relocated to Bergen this spring.",
-        prompts.trim_context(
-            "Dana Whitfield resides in Oslo. Noted: Dana Whitfield - residence: Oslo. "
-            "She is employed by Helix Bank. Noted: Dana Whitfield - employer: Helix Bank. "
-            "Dana Whitfield does not live in Lyon. Who employs Dana Whitfield? Helix Bank.")),
-        False)
+    assert update.segments[0] == (
+        _prompt(
+            "Dana Whitfield relocated to Bergen this spring.",
+            prompts.trim_context(
+                "Dana Whitfield resides in Oslo. Noted: Dana Whitfield - residence: Oslo. "
+                "She is employed by Helix Bank. Noted: Dana Whitfield - employer: Helix Bank. "
+                "Dana Whitfield does not live in Lyon. Who employs Dana Whitfield? Helix Bank."
+            ),
+        ),
+        False,
+    )
     assert all(not trained for _, trained in (e.segments[0] for e in examples))
 
 
 def test_a_fact_the_resolved_sentence_does_not_spell_is_not_taught():
-    conversation = {"id": "x", "turns": [
-        {"user": "They moved to Oslo.", "facts": [["Dana Whitfield", "residence", "Oslo"]],
-         "category": "pronoun"},
-    ]}
+    conversation = {
+        "id": "x",
+        "turns": [
+            {
+                "user": "They moved to Oslo.",
+                "facts": [["Dana Whitfield", "residence", "Oslo"]],
+                "category": "pronoun",
+            },
+        ],
+    }
     assert list(chat_train.conversation_examples(conversation, 0)) == []
 
 
 def test_train_split_only_and_every_target_is_a_valid_write_of_its_sentence():
     examples = chat_train.chat_examples(60)
     assert len(examples) > 100
-    held_out = set(chat_data.FIRST["dev"]) | set(chat_data.FIRST["test"]) | set(
-        chat_data.LAST["dev"]) | set(chat_data.LAST["test"])
+    held_out = (
+        set(chat_data.FIRST["dev"])
+        | set(chat_data.FIRST["test"])
+        | set(chat_data.LAST["dev"])
+        | set(chat_data.LAST["test"])
+    )
     for example in examples:
         words = set(example.text.replace(">", " ").replace(".", " ").split())
         assert not words & held_out, example.text
@@ -82,25 +109,41 @@ def test_train_split_only_and_every_target_is_a_valid_write_of_its_sentence():
 
 def test_examples_are_deterministic():
     assert [e.text for e in chat_train.chat_examples(20)] == [
-        e.text for e in chat_train.chat_examples(20)]
+        e.text for e in chat_train.chat_examples(20)
+    ]
 
 
 def test_first_person_and_relatives_are_taught_by_name_after_the_introduction():
-    conversation = {"id": "me", "turns": [
-        {"user": "Call me Yuki Haugen.", "facts": [], "category": "introduction"},
-        {"user": "I graduated from Nordhavn Academy.",
-         "facts": [["Yuki Haugen", "educated at", "Nordhavn Academy"]],
-         "category": "first person"},
-        {"user": "My brother Rolf Petrov resides in Graz.",
-         "facts": [["Rolf Petrov", "residence", "Graz"], ["Yuki Haugen", "sibling", "Rolf Petrov"]],
-         "category": "kin"},
-    ]}
+    conversation = {
+        "id": "me",
+        "turns": [
+            {"user": "Call me Yuki Haugen.", "facts": [], "category": "introduction"},
+            {
+                "user": "I graduated from Nordhavn Academy.",
+                "facts": [["Yuki Haugen", "educated at", "Nordhavn Academy"]],
+                "category": "first person",
+            },
+            {
+                "user": "My brother Rolf Petrov resides in Graz.",
+                "facts": [
+                    ["Rolf Petrov", "residence", "Graz"],
+                    ["Yuki Haugen", "sibling", "Rolf Petrov"],
+                ],
+                "category": "kin",
+            },
+        ],
+    }
     first, kin = chat_train.conversation_examples(conversation, 0)
-    assert first.segments[0] == (_prompt(
-        "Yuki Haugen graduated from Nordhavn Academy.",
-        "Call me Yuki Haugen. Nice to meet you, Yuki Haugen."), False)
+    assert first.segments[0] == (
+        _prompt(
+            "Yuki Haugen graduated from Nordhavn Academy.",
+            "Call me Yuki Haugen. Nice to meet you, Yuki Haugen.",
+        ),
+        False,
+    )
     # The kinship is the runtime's own (from the form); the write call is about the rest.
     assert kin.segments[0][0].endswith(
         "Sentence: Rolf Petrov resides in Graz.<|im_end|>\n<|im_start|>assistant\n"
-        + protocol.WRITE_HEAD)
+        + protocol.WRITE_HEAD
+    )
     assert kin.target == "Rolf Petrov>>residence>>Graz})" + IM_END

@@ -44,8 +44,11 @@ def test_detokenize_and_mentions() -> None:
     doc = data.parse_document(DOC, 7)
     assert doc.sentences == [S0, S1, S2]
     assert [(m.entity, m.sent, m.text) for m in doc.mentions] == [
-        (0, 0, "Lake Geneva"), (0, 2, "Lake Geneva"), (1, 0, "Switzerland"),
-        (2, 0, "France"), (3, 2, "Rhône"),
+        (0, 0, "Lake Geneva"),
+        (0, 2, "Lake Geneva"),
+        (1, 0, "Switzerland"),
+        (2, 0, "France"),
+        (3, 2, "Rhône"),
     ]
     text, spans = data.detokenize(["(", "born", "1963", ")", "in", "Mediaș", ",", "he", "'s"])
     assert text == "(born 1963) in Mediaș, he's"
@@ -65,17 +68,19 @@ def test_write_gold_agrees_with_memcli_eval() -> None:
 
 
 def test_write_examples() -> None:
-    examples = [e for e in data.build_examples([DOC], [0], data.Mix(empty_rate=1.0))
-                if e.kind == "write"]
+    examples = [
+        e for e in data.build_examples([DOC], [0], data.Mix(empty_rate=1.0)) if e.kind == "write"
+    ]
     head = "({MEM_WRITE-->"
     assert [e.segments for e in examples] == [
         [
             (chat(prompts.write_messages(S0, "", few_shot=False)) + head, False),
-            ("Lake Geneva>>country>>Switzerland;Lake Geneva>>country>>France})<|im_end|>",
-             True),
+            ("Lake Geneva>>country>>Switzerland;Lake Geneva>>country>>France})<|im_end|>", True),
         ],
-        [(chat(prompts.write_messages(S1, S0, few_shot=False)) + head, False),
-         ("})<|im_end|>", True)],
+        [
+            (chat(prompts.write_messages(S1, S0, few_shot=False)) + head, False),
+            ("})<|im_end|>", True),
+        ],
         [
             (chat(prompts.write_messages(S2, f"{S0} {S1}", few_shot=False)) + head, False),
             ("Rhône>>located in or next to body of water>>Lake Geneva})<|im_end|>", True),
@@ -89,8 +94,9 @@ def test_no_empty_writes_at_rate_zero() -> None:
 
 
 def test_read_examples() -> None:
-    examples = [e for e in data.build_examples([DOC], [0], data.Mix(reads_per_doc=1))
-                if e.kind == "read"]
+    examples = [
+        e for e in data.build_examples([DOC], [0], data.Mix(reads_per_doc=1)) if e.kind == "read"
+    ]
     assert [e.segments for e in examples] == [
         [
             ("Lake Geneva lies between ({MEM_READ(Lake Geneva>>country>>)-->", True),
@@ -98,34 +104,48 @@ def test_read_examples() -> None:
             (" Switzerland and France.", True),
         ],
     ]
-    two = [e for e in data.build_examples([DOC], [0], data.Mix(reads_per_doc=2))
-           if e.kind == "read"]
+    two = [
+        e for e in data.build_examples([DOC], [0], data.Mix(reads_per_doc=2)) if e.kind == "read"
+    ]
     assert two[1].segments == [
-        ("Lake Geneva lies between Switzerland and ({MEM_READ(Lake Geneva>>country>>)-->",
-         True),
+        ("Lake Geneva lies between Switzerland and ({MEM_READ(Lake Geneva>>country>>)-->", True),
         ("Switzerland;France})", False),
         (" France.", True),
     ]
 
 
 def test_qa_examples() -> None:
-    examples = [e for e in data.build_examples([DOC], [0], data.Mix(qa_rate=1.0,
-                                                                      absent_rate=1.0))
-                if e.kind == "qa"]
+    examples = [
+        e
+        for e in data.build_examples([DOC], [0], data.Mix(qa_rate=1.0, absent_rate=1.0))
+        if e.kind == "qa"
+    ]
     answered = [e for e in examples if len(e.segments) == 4]
     assert [(e.segments[1], e.segments[2], e.segments[3]) for e in answered] == [
-        (("Lake Geneva>>country>>)-->", True), ("Switzerland;France})", False),
-         (" Switzerland and France.<|im_end|>", True)),
-        (("Rhône>>located in or next to body of water>>)-->", True),
-         ("Lake Geneva})", False), (" Lake Geneva.<|im_end|>", True)),
-        (("Rhône>>country>>)-->", True), ("Switzerland})", False),
-         (" Switzerland.<|im_end|>", True)),
+        (
+            ("Lake Geneva>>country>>)-->", True),
+            ("Switzerland;France})", False),
+            (" Switzerland and France.<|im_end|>", True),
+        ),
+        (
+            ("Rhône>>located in or next to body of water>>)-->", True),
+            ("Lake Geneva})", False),
+            (" Lake Geneva.<|im_end|>", True),
+        ),
+        (
+            ("Rhône>>country>>)-->", True),
+            ("Switzerland})", False),
+            (" Switzerland.<|im_end|>", True),
+        ),
     ]
     for e in answered:
         prompt, trained = e.segments[0]
         assert not trained and prompt.endswith("<|im_start|>assistant\n({MEM_READ(")
-        assert prompt.startswith(chat([{"role": "system", "content": prompts.ANSWER_SYSTEM}]
-                                      )[: -len("<|im_start|>assistant\n")])
+        assert prompt.startswith(
+            chat([{"role": "system", "content": prompts.ANSWER_SYSTEM}])[
+                : -len("<|im_start|>assistant\n")
+            ]
+        )
     unknown = [e for e in examples if len(e.segments) == 2]
     assert len(unknown) == 2  # one unanswerable question per subject
     for e in unknown:

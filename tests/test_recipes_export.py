@@ -27,9 +27,16 @@ def tiny_llama(seed: int = 0):  # type: ignore[no-untyped-def]
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, rope_theta=10000.0,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
     )
     model = LlamaForCausalLM(config).float().eval()
     return model
@@ -41,8 +48,13 @@ def random_lora(model, rank: int = 4, alpha: int = 8, scale: float = 3.0, seed: 
     from recipes.train import TARGET_MODULES
 
     torch.manual_seed(seed)
-    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=TARGET_MODULES,
-                        lora_dropout=0.0, init_lora_weights=False)
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        target_modules=TARGET_MODULES,
+        lora_dropout=0.0,
+        init_lora_weights=False,
+    )
     peft_model = get_peft_model(model, config)
     with torch.no_grad():  # make the adapter's effect large enough to see
         for name, p in peft_model.named_parameters():
@@ -54,8 +66,14 @@ def random_lora(model, rank: int = 4, alpha: int = 8, scale: float = 3.0, seed: 
 def llama_logits(model_path: Path, tokens: list[int], lora: Path | None = None) -> np.ndarray:
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(model_path), lora_path=str(lora) if lora else None,
-                n_ctx=256, logits_all=True, n_threads=2, verbose=False)
+    llm = Llama(
+        model_path=str(model_path),
+        lora_path=str(lora) if lora else None,
+        n_ctx=256,
+        logits_all=True,
+        n_threads=2,
+        verbose=False,
+    )
     llm.eval(tokens)
     return np.array(llm.scores[: len(tokens)], dtype=np.float32)
 
@@ -72,10 +90,18 @@ def exported(tmp_path_factory):  # type: ignore[no-untyped-def]
     base = export.export_base_gguf(model, folder / "base.gguf")
     peft_model = random_lora(model)
     peft_model.save_pretrained(folder / "adapter")
-    lora32 = export.export(folder / "adapter", folder / "lora-f32.gguf", dtype="f32",
-                           base_config=model.config.to_dict())
-    lora16 = export.export(folder / "adapter", folder / "lora-f16.gguf", dtype="f16",
-                           base_config=model.config.to_dict())
+    lora32 = export.export(
+        folder / "adapter",
+        folder / "lora-f32.gguf",
+        dtype="f32",
+        base_config=model.config.to_dict(),
+    )
+    lora16 = export.export(
+        folder / "adapter",
+        folder / "lora-f16.gguf",
+        dtype="f16",
+        base_config=model.config.to_dict(),
+    )
     return peft_model, base, lora32, lora16, folder / "adapter"
 
 
@@ -108,8 +134,9 @@ def test_unpermuted_export_would_fail(exported, tmp_path, monkeypatch) -> None: 
     """Control: without the q/k row permutation llama.cpp's logits are clearly off."""
     peft_model, base, *_, adapter = exported
     monkeypatch.setattr(export, "permute_rows", lambda weights, n_head: weights)
-    wrong = export.export(adapter, tmp_path / "wrong.gguf",
-                          dtype="f32", base_config=peft_model.config.to_dict())
+    wrong = export.export(
+        adapter, tmp_path / "wrong.gguf", dtype="f32", base_config=peft_model.config.to_dict()
+    )
     expected = hf_logits(peft_model, TOKENS)
     with peft_model.disable_adapter():
         effect = np.abs(expected - hf_logits(peft_model, TOKENS)).max()
@@ -158,8 +185,10 @@ def test_adapter_on_bundled_model(tmp_path) -> None:  # type: ignore[no-untyped-
     peft_model = random_lora(model, rank=4, alpha=8, scale=1.0)
     peft_model.save_pretrained(tmp_path / "adapter")
     lora = export.export(tmp_path / "adapter", tmp_path / "lora.gguf")
-    tokens = tokenizer("<|im_start|>user\nWhat is the country of Lake Geneva?<|im_end|>\n"
-                       "<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    tokens = tokenizer(
+        "<|im_start|>user\nWhat is the country of Lake Geneva?<|im_end|>\n<|im_start|>assistant\n",
+        add_special_tokens=False,
+    )["input_ids"]
     with_hf = hf_logits(peft_model, tokens)
     with peft_model.disable_adapter():
         without_hf = hf_logits(peft_model, tokens)

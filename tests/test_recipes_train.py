@@ -33,12 +33,35 @@ def tiny_base(tmp_path_factory):  # type: ignore[no-untyped-def]
 def run(tmp_path, base, *extra: str):  # type: ignore[no-untyped-def]
     if not data.DEFAULT_DATA.exists():
         pytest.skip(f"no Re-DocRED data at {data.DEFAULT_DATA}")
-    args = train.parser().parse_args([
-        "--model", str(base), "--work", str(tmp_path / "work"), "--first-doc", "0",
-        "--last-doc", "2", "--rank", "4", "--alpha", "8", "--batch-tokens", "512",
-        "--log-every", "1", "--save-every", "2", "--warmup", "1", "--threads", "1",
-        "--qa-rate", "0.2", *extra,
-    ])
+    args = train.parser().parse_args(
+        [
+            "--model",
+            str(base),
+            "--work",
+            str(tmp_path / "work"),
+            "--first-doc",
+            "0",
+            "--last-doc",
+            "2",
+            "--rank",
+            "4",
+            "--alpha",
+            "8",
+            "--batch-tokens",
+            "512",
+            "--log-every",
+            "1",
+            "--save-every",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--qa-rate",
+            "0.2",
+            *extra,
+        ]
+    )
     return train.train(args)
 
 
@@ -58,8 +81,9 @@ def test_train_resume_export_load(tmp_path, tiny_base) -> None:  # type: ignore[
     gguf_path = export.export(out, tmp_path / "tiny-lora.gguf", base=tiny_base)
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(tiny_base), lora_path=str(gguf_path), n_ctx=128,
-                n_threads=1, verbose=False)
+    llm = Llama(
+        model_path=str(tiny_base), lora_path=str(gguf_path), n_ctx=128, n_threads=1, verbose=False
+    )
     tokens = llm.tokenize(b"<|im_start|>user\nHi<|im_end|>\n", special=True)
     llm.eval(tokens)
     assert len(llm.scores[len(tokens) - 1]) == export_vocab(tiny_base)

@@ -76,8 +76,12 @@ def done_of(events: list) -> Done:
 
 @pytest.mark.parametrize(
     ("kind", "field"),
-    [("vllm", "structured_outputs"), ("sglang", "ebnf"), ("llama-server", "grammar"),
-     ("llama-cpp-python", "grammar")],
+    [
+        ("vllm", "structured_outputs"),
+        ("sglang", "ebnf"),
+        ("llama-server", "grammar"),
+        ("llama-cpp-python", "grammar"),
+    ],
 )
 def test_a_forced_read_and_its_resumption_have_the_servers_request_shapes(store, kind, field):
     with FakeServer(kind, model_script, chat_template=CHATML) as server:
@@ -145,11 +149,11 @@ def test_a_read_that_finds_nothing_is_dropped_from_the_text(store):
 def test_a_write_is_constrained_to_spans_and_stored_as_one_batch(store):
     with FakeServer("vllm", model_script) as server:
         engine = open_engine(store, engine=server.url)
-        events = list(engine.write("Lake Geneva lies in France and Switzerland.",
-                                   source="test"))
+        events = list(engine.write("Lake Geneva lies in France and Switzerland.", source="test"))
     done = next(e for e in events if isinstance(e, WriteDone))
     assert [(t.subject, t.relation, t.object) for t in done.triples] == [
-        ("Lake Geneva", "country", "Switzerland")]
+        ("Lake Geneva", "country", "Switzerland")
+    ]
     assert [t.object for t in done.stored] == ["Switzerland"]
     assert store.lookup("Lake Geneva", "country", None)
     body = server.completions()[-1]
@@ -174,13 +178,16 @@ def test_client_side_masks_ask_one_token_at_a_time_and_check_the_answer(store, m
             favoured = [int(t) for t, v in body["logit_bias"].items() if v > 0]
             return Reply([pieces[favoured[0]].decode()])
         if "logit_bias" in body and "({MEM_READ(" in prompt:
-            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ("):]
-            rest = target[len(done):].encode()
+            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ(") :]
+            rest = target[len(done) :].encode()
             bias = {int(k): v for k, v in body["logit_bias"].items()}
             allowed = [t for t, v in bias.items() if v > 0] or [
-                t for t in range(len(pieces)) if t not in bias]
-            best = max((t for t in allowed if pieces[t] and rest.startswith(pieces[t])),
-                       key=lambda t: len(pieces[t]))
+                t for t in range(len(pieces)) if t not in bias
+            ]
+            best = max(
+                (t for t in allowed if pieces[t] and rest.startswith(pieces[t])),
+                key=lambda t: len(pieces[t]),
+            )
             return Reply([pieces[best].decode()])
         if prompt.endswith("France})"):
             return Reply([" France."])
@@ -230,7 +237,7 @@ def test_grammar_literals_escape_what_names_may_hold():
     grammars.validate_gbnf(grammars.read_gbnf(names, ["country"]))
     grammars.validate_gbnf(grammars.write_gbnf('He said "yes" in Zürich.', ["country"]))
     grammars.validate_lark(grammars.read_lark(names, ["country"], header=True))
-    for broken in ('root ::= ( "a"\n', 'root ::= missing\n', 'start ::= "a"\n'):
+    for broken in ('root ::= ( "a"\n', "root ::= missing\n", 'start ::= "a"\n'):
         with pytest.raises(GrammarError):
             grammars.validate_gbnf(broken)
     with pytest.raises(GrammarError):
@@ -256,18 +263,21 @@ def test_a_server_that_is_down_is_one_line(store):
 
 
 def test_a_model_the_server_does_not_serve_is_refused(store):
-    with FakeServer("vllm", model_script) as server, pytest.raises(
-        ServerError, match="serves test-model, not 'other'"
+    with (
+        FakeServer("vllm", model_script) as server,
+        pytest.raises(ServerError, match="serves test-model, not 'other'"),
     ):
         open_engine(store, engine=server.url, model="other")
 
 
 @pytest.mark.parametrize(
     ("reply", "message"),
-    [(Reply(status=500), "HTTP 500 scripted failure"),
-     (Reply(status=404), "HTTP 404 scripted failure"),
-     (Reply(["Hel", "lo", " there"], cut=True), "cut the response off mid-stream"),
-     (Reply(["late"], delay=1.5), "did not answer within 0.5 s")],
+    [
+        (Reply(status=500), "HTTP 500 scripted failure"),
+        (Reply(status=404), "HTTP 404 scripted failure"),
+        (Reply(["Hel", "lo", " there"], cut=True), "cut the response off mid-stream"),
+        (Reply(["late"], delay=1.5), "did not answer within 0.5 s"),
+    ],
 )
 def test_server_failures_during_a_turn_are_one_line(store, reply, message):
     def script(body):
@@ -307,8 +317,9 @@ def test_a_failed_remote_turn_is_rolled_back_and_the_repl_goes_on(store):
         conversation = Conversation(StaticEngines(engine), store, session_id="t")
         session = ChatSession(conversation, TurnView(console, console, wrap=False))
         before = store.count()
-        code = session.run_lines(["Marie Curie was born in Warsaw.",
-                                  "Marie Curie was born in Warsaw."])
+        code = session.run_lines(
+            ["Marie Curie was born in Warsaw.", "Marie Curie was born in Warsaw."]
+        )
     text = buffer.getvalue()
     assert code == 1  # one turn failed ...
     assert "cut the response off mid-stream" in text
@@ -370,8 +381,9 @@ def test_ask_and_ingest_run_on_a_server(tmp_path):
         ingested = run("ingest", str(text), "--engine", server.url, "--db", str(db))
         assert ingested.exit_code == 0, ingested.output
         assert "Lake Geneva: country: Switzerland" in ingested.stdout.replace(" >> ", ": ")
-        asked = run("ask", "--engine", server.url, "--db", str(db),
-                    "Which country is Lake Geneva in?")
+        asked = run(
+            "ask", "--engine", server.url, "--db", str(db), "Which country is Lake Geneva in?"
+        )
     assert asked.exit_code == 0, asked.output
     with TripleStore(db) as s:
         assert [t.object for t in s.find(subject="Lake Geneva")] == ["Switzerland"]
@@ -415,8 +427,7 @@ def test_without_any_constraint_a_call_is_checked_after_it_is_generated(store):
 def test_llama_server_answers_and_writes_are_pinned_to_their_own_slots(store):
     from memcli.runtime.loader import writing_engine
 
-    with FakeServer("llama-server", model_script, chat_template=CHATML,
-                    total_slots=2) as server:
+    with FakeServer("llama-server", model_script, chat_template=CHATML, total_slots=2) as server:
         engine = open_engine(store, engine=server.url)
         writer = writing_engine(engine, store)
         assert writer is not engine
@@ -443,15 +454,16 @@ def test_one_slot_is_shared_and_other_servers_get_no_slot(store, monkeypatch):
     assert all(b["id_slot"] == 0 for b in server.completions())
     assert any(r.path == "/slots" for r in server.requests)
     monkeypatch.setenv("MEMCLI_ENGINE_SLOT", "auto")
-    with FakeServer("llama-server", model_script, chat_template=CHATML,
-                    total_slots=4) as server:
+    with FakeServer("llama-server", model_script, chat_template=CHATML, total_slots=4) as server:
         engine = open_engine(store, engine=server.url)
         assert writing_engine(engine, store) is engine
         answer(engine, "Which country is Lake Geneva in?")
     assert not any("id_slot" in b for b in server.completions())
     monkeypatch.setenv("MEMCLI_ENGINE_SLOT", "7")
-    with FakeServer("llama-server", model_script, chat_template=CHATML,
-                    total_slots=4) as server, pytest.raises(UsageError, match="0 to 3"):
+    with (
+        FakeServer("llama-server", model_script, chat_template=CHATML, total_slots=4) as server,
+        pytest.raises(UsageError, match="0 to 3"),
+    ):
         open_engine(store, engine=server.url)
     monkeypatch.delenv("MEMCLI_ENGINE_SLOT")
     with FakeServer("vllm", model_script) as server:
@@ -471,13 +483,12 @@ def _logprobs_script(pieces: list[bytes], content_format: bool):
         prompt = body["prompt"]
         if prompt == "The letter after P is":
             if body.get("logprobs"):
-                return Reply([" Q"], top={" Q": -0.1, " R": -3.0},
-                             content_format=content_format)
+                return Reply([" Q"], top={" Q": -0.1, " R": -3.0}, content_format=content_format)
             return Reply([" Q, of course"])  # grammar and logit_bias ignored
         if "({MEM_READ(" in prompt and body.get("logprobs"):
             assert body["max_tokens"] == 1 and body["logprobs"] == 20
-            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ("):]
-            rest = target[len(done):].encode()
+            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ(") :]
+            rest = target[len(done) :].encode()
             best = max((p for p in pieces if p and rest.startswith(p)), key=len)
             top = {"Paris": -0.05, best.decode(): -0.5}
             if not done:
@@ -492,10 +503,10 @@ def _logprobs_script(pieces: list[bytes], content_format: bool):
     return script
 
 
-@pytest.mark.parametrize(("kind", "content_format"),
-                         [("plain", False), ("llama-server", True)])
-def test_a_server_without_logit_bias_reads_through_top_logprobs(store, monkeypatch, kind,
-                                                                content_format):
+@pytest.mark.parametrize(("kind", "content_format"), [("plain", False), ("llama-server", True)])
+def test_a_server_without_logit_bias_reads_through_top_logprobs(
+    store, monkeypatch, kind, content_format
+):
     import numpy as np
 
     from memcli.runtime.remote import LocalVocab, _Progress
@@ -535,7 +546,8 @@ def test_a_server_without_logit_bias_reads_through_top_logprobs(store, monkeypat
 
 
 def test_without_the_gguf_here_masks_use_the_servers_tokenizer_and_cache_its_vocabulary(
-        store, monkeypatch, tmp_path):
+    store, monkeypatch, tmp_path
+):
     from memcli.runtime.remote import LocalVocab, ServerVocab
 
     monkeypatch.setenv("MEMCLI_CACHE", str(tmp_path / "cache"))
@@ -552,13 +564,16 @@ def test_without_the_gguf_here_masks_use_the_servers_tokenizer_and_cache_its_voc
                 return Reply([pieces[favoured[0]].decode()])
             return Reply([" Q, of course"])
         if "logit_bias" in body and "({MEM_READ(" in prompt:
-            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ("):]
-            rest = target[len(done):].encode()
+            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ(") :]
+            rest = target[len(done) :].encode()
             bias = {int(k): v for k, v in body["logit_bias"].items()}
             allowed = [t for t, v in bias.items() if v > 0] or [
-                t for t in range(len(pieces)) if t not in bias]
-            best = max((t for t in allowed if pieces[t] and rest.startswith(pieces[t])),
-                       key=lambda t: len(pieces[t]))
+                t for t in range(len(pieces)) if t not in bias
+            ]
+            best = max(
+                (t for t in allowed if pieces[t] and rest.startswith(pieces[t])),
+                key=lambda t: len(pieces[t]),
+            )
             return Reply([pieces[best].decode()])
         if prompt.endswith("France})"):
             return Reply([" France."])
@@ -599,15 +614,17 @@ def test_mcp_memory_ingest_writes_through_a_remote_engine(tmp_path):
     with FakeServer("vllm", model_script) as server:
         mcp = MemoryServer(db, model=ModelOptions(engine=server.url))
         try:
-            answer = asyncio.run(mcp.ingest("Lake Geneva lies in Switzerland.",
-                                            source="test", actor="mcp client"))
+            answer = asyncio.run(
+                mcp.ingest("Lake Geneva lies in Switzerland.", source="test", actor="mcp client")
+            )
         finally:
             mcp.close()
     assert not answer.is_error
     result = answer.structured_content  # the tool's result, as the client receives it
     assert result["sentences"] == 1 and result["problems"] == []
     assert [(f["subject"], f["relation"], f["object"]) for f in result["stored"]] == [
-        ("Lake Geneva", "country", "Switzerland")]
+        ("Lake Geneva", "country", "Switzerland")
+    ]
     writes = [b for b in server.completions() if b["prompt"].endswith("({MEM_WRITE-->")]
     assert len(writes) == 1 and "structured_outputs" in writes[0]
     with TripleStore(db) as s:

@@ -25,8 +25,14 @@ from tests.remote_fakes import RecordingProxy
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "eval_docs.json"
-SERVER_PATHS = {"/v1/models", "/v1/completions", "/props", "/version", "/get_server_info",
-                "/openapi.json"}
+SERVER_PATHS = {
+    "/v1/models",
+    "/v1/completions",
+    "/props",
+    "/version",
+    "/get_server_info",
+    "/openapi.json",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +44,17 @@ def server(tmp_path_factory):
         # Everything memcli sent in this module, checked on the way out.
         paths = {r.path for r in proxy.requests}
         assert paths <= SERVER_PATHS, paths
-        sent = [r.body["grammar"] for r in proxy.requests
-                if r.body and r.body.get("grammar") is not None]
+        sent = [
+            r.body["grammar"]
+            for r in proxy.requests
+            if r.body and r.body.get("grammar") is not None
+        ]
         assert sent, "no grammar was sent at all"
         for grammar in sent:
             grammars.validate_gbnf(grammar)
-        assert all(isinstance(r.body["prompt"], str) for r in proxy.requests
-                   if r.path == "/v1/completions")
+        assert all(
+            isinstance(r.body["prompt"], str) for r in proxy.requests if r.path == "/v1/completions"
+        )
 
 
 @pytest.fixture
@@ -58,8 +68,12 @@ def store(tmp_path):
 
 @pytest.fixture(autouse=True)
 def no_env(monkeypatch):
-    for name in ("MEMCLI_CHAT_TEMPLATE", "MEMCLI_ENGINE", "MEMCLI_ENGINE_TOKENIZER",
-                 "MEMCLI_ENGINE_CONSTRAINT"):
+    for name in (
+        "MEMCLI_CHAT_TEMPLATE",
+        "MEMCLI_ENGINE",
+        "MEMCLI_ENGINE_TOKENIZER",
+        "MEMCLI_ENGINE_CONSTRAINT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -85,8 +99,9 @@ def test_connect_finds_the_server_and_its_grammars(server, store):
 
 def test_a_question_about_memory_reads_it_on_the_server(server, store):
     engine = open_engine(store, engine=server.url, config=EngineConfig(max_tokens=40))
-    events = list(engine.answer([{"role": "user",
-                                  "content": "Which record label is Rihanna signed to?"}]))
+    events = list(
+        engine.answer([{"role": "user", "content": "Which record label is Rihanna signed to?"}])
+    )
     engine.close()
     reads = [e for e in events if isinstance(e, ReadDone)]
     done = next(e for e in events if isinstance(e, Done))
@@ -102,8 +117,7 @@ def test_client_side_masks_on_the_real_server(server, store, monkeypatch):
     # The probes: it honours logit_bias; started with --logits_all false, it gives no
     # log-probabilities (so "logprobs" would never be picked for it).
     assert engine.probe_logit_bias() and not engine.probe_logprobs()
-    events = list(engine.answer([{"role": "user",
-                                  "content": "Which country is Lake Geneva in?"}]))
+    events = list(engine.answer([{"role": "user", "content": "Which country is Lake Geneva in?"}]))
     engine.close()
     reads = [e for e in events if isinstance(e, ReadDone)]
     assert reads and reads[0].kept and "Switzerland" in reads[0].results
@@ -125,8 +139,9 @@ def test_a_write_names_only_spans_of_its_sentence(server, store):
 def test_an_invalid_grammar_never_reaches_the_server(server, store, monkeypatch):
     monkeypatch.setattr(grammars, "read_gbnf", lambda e, r: 'root ::= ( "Rihanna"\n')
     engine = open_engine(store, engine=server.url, config=EngineConfig(max_tokens=8))
-    events = list(engine.answer([{"role": "user",
-                                  "content": "Which record label is Rihanna signed to?"}]))
+    events = list(
+        engine.answer([{"role": "user", "content": "Which record label is Rihanna signed to?"}])
+    )
     engine.close()
     assert any("cannot parse" in e.message for e in events if isinstance(e, CallFailed))
     assert _alive(server)
@@ -134,9 +149,19 @@ def test_an_invalid_grammar_never_reaches_the_server(server, store, monkeypatch)
 
 def test_a_remote_chat_turn_from_the_command_line(server, tmp_path):
     db = tmp_path / "chat.db"
-    result = run("chat", "--engine", server.url, "--db", str(db),
-                 "-e", "Marie Curie was born in Warsaw.",
-                 "-e", "Where was Marie Curie born?", "-e", "/why")
+    result = run(
+        "chat",
+        "--engine",
+        server.url,
+        "--db",
+        str(db),
+        "-e",
+        "Marie Curie was born in Warsaw.",
+        "-e",
+        "Where was Marie Curie born?",
+        "-e",
+        "/why",
+    )
     assert result.exit_code == 0, result.output
     with TripleStore(db) as s:
         facts = {(t.subject, t.relation, t.object) for t in s.find(subject="Marie Curie")}
@@ -147,18 +172,33 @@ def test_a_remote_chat_turn_from_the_command_line(server, tmp_path):
 def test_ask_and_eval_write_and_qa_on_a_small_slice(server, tmp_path):
     db = tmp_path / "ask.db"
     run("mem", "add", "Rihanna", "record label", "Def Jam", "--db", str(db))
-    asked = run("ask", "--engine", server.url, "--db", str(db),
-                "Which record label is Rihanna signed to?")
+    asked = run(
+        "ask", "--engine", server.url, "--db", str(db), "Which record label is Rihanna signed to?"
+    )
     assert asked.exit_code == 0, asked.output
     assert "Def Jam" in asked.stdout
-    result = run("eval", "write", "--data", str(FIXTURE), "--docs", "1",
-                 "--engine", server.url, "--json")
+    result = run(
+        "eval", "write", "--data", str(FIXTURE), "--docs", "1", "--engine", server.url, "--json"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["settings"]["runs on"] == server.url
     assert report["sentences"]  # every sentence of the document was written remotely
-    qa = run("eval", "qa", "--data", str(FIXTURE), "--docs", "1", "--max-questions", "2",
-             "--max-tokens", "16", "--engine", server.url, "--json")
+    qa = run(
+        "eval",
+        "qa",
+        "--data",
+        str(FIXTURE),
+        "--docs",
+        "1",
+        "--max-questions",
+        "2",
+        "--max-tokens",
+        "16",
+        "--engine",
+        server.url,
+        "--json",
+    )
     assert qa.exit_code == 0, qa.output
     assert json.loads(qa.stdout)["settings"]["runs on"] == server.url
     ppl = run("eval", "ppl", "--data", str(FIXTURE), "--docs", "1", "--engine", server.url)

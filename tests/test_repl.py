@@ -33,8 +33,13 @@ CTRL_D = "\x04"
 class Chat:
     """A session on the fake model with its output in a string."""
 
-    def __init__(self, *transcripts: str, approve: bool = False, hide_calls: bool = False,
-                 facts: tuple = (("Rihanna", "record label", "Def Jam"),)):
+    def __init__(
+        self,
+        *transcripts: str,
+        approve: bool = False,
+        hide_calls: bool = False,
+        facts: tuple = (("Rihanna", "record label", "Def Jam"),),
+    ):
         self.store = TripleStore()
         for fact in facts:
             self.store.add(*fact)
@@ -159,8 +164,7 @@ def test_ctrl_c_during_the_answer_stops_the_turn_and_keeps_the_repl():
 
 
 def test_ctrl_c_mid_turn_rolls_back_writes_of_that_turn():
-    chat = Chat(GENEVA_WRITE, "({MEM_WRITE-->Lake Geneva>>country>>Switzerland})",
-                GENEVA_WRITE)
+    chat = Chat(GENEVA_WRITE, "({MEM_WRITE-->Lake Geneva>>country>>Switzerland})", GENEVA_WRITE)
     original = chat.engine.write
     calls = {"n": 0}
 
@@ -234,7 +238,8 @@ def test_writes_and_undo_revert_the_last_turn_only():
     chat.type("Lake Geneva is in France.\nLake Geneva is in Switzerland.\n/writes\n/undo\n")
     out = chat.output
     assert "Lake Geneva >> country >> Switzerland" in out.split("/writes")[-1] or (
-        "Switzerland" in out)
+        "Switzerland" in out
+    )
     assert "undid turn 2: removed 1 fact" in out
     assert ("Lake Geneva", "country", "France") in chat.facts()
     assert ("Lake Geneva", "country", "Switzerland") not in chat.facts()
@@ -254,8 +259,10 @@ def test_unknown_commands_get_the_closest_match():
 
 def test_mem_runs_the_memcli_mem_commands_on_the_same_memory():
     chat = Chat("Fine.")
-    out = chat.type('/mem add "Lake Geneva" country France\n/mem ls --subject "lake geneva"\n'
-                    "/mem search rihana\n/mem rm --subject Rihanna\n/mem ls --bogus\n")
+    out = chat.type(
+        '/mem add "Lake Geneva" country France\n/mem ls --subject "lake geneva"\n'
+        "/mem search rihana\n/mem rm --subject Rihanna\n/mem ls --bogus\n"
+    )
     assert ("Lake Geneva", "country", "France") in chat.facts()
     assert "Lake Geneva   country    France   manual" in out
     assert "Rihanna" in out.split("search rihana")[-1]
@@ -279,8 +286,9 @@ def test_memory_off_neither_reads_nor_writes_and_clear_forgets_context():
 def test_export_writes_the_conversation(tmp_path):
     chat = Chat(READ_ANSWER, GENEVA_WRITE)
     md, jsonl = tmp_path / "chat.md", tmp_path / "chat.jsonl"
-    chat.type(f"Which label is Rihanna on?\nLake Geneva is in France.\n/export {md}\n"
-              f"/export {jsonl}\n")
+    chat.type(
+        f"Which label is Rihanna on?\nLake Geneva is in France.\n/export {md}\n/export {jsonl}\n"
+    )
     text = md.read_text()
     assert "**You:** Which label is Rihanna on?" in text
     assert READ_ANSWER in text
@@ -312,8 +320,18 @@ def test_the_prompt_is_made_only_once_the_model_has_loaded(monkeypatch):
 def test_help_model_and_quit():
     chat = Chat("Fine.")
     out = chat.type("/help\n/help undo\n/model\n/quit\nnever sent\n")
-    for name in ("/why", "/writes", "/undo", "/mem", "/export", "/memory", "/approve",
-                 "/model", "/clear", "/quit"):
+    for name in (
+        "/why",
+        "/writes",
+        "/undo",
+        "/mem",
+        "/export",
+        "/memory",
+        "/approve",
+        "/model",
+        "/clear",
+        "/quit",
+    ):
         assert name in out
     assert "Revert the last turn's writes" in out
     assert "model: ScriptedBackend" in out
@@ -337,8 +355,10 @@ def test_approval_accepts_rejects_and_edits_each_proposal():
     assert [p.line() for p in record.rejected] == ["Lake Geneva >> country >> France"]
     assert record.stored[0].source == "chat test turn 1"
     assert "rejected: Lake Geneva >> country >> France" in chat.output
-    assert ("edited: Lake Geneva >> continent >> Europe → Lake Geneva >> continent >> Asia"
-            in chat.output)
+    assert (
+        "edited: Lake Geneva >> continent >> Europe → Lake Geneva >> continent >> Asia"
+        in chat.output
+    )
 
 
 def test_approval_all_and_quit_and_toggle():
@@ -356,8 +376,13 @@ def test_approval_all_and_quit_and_toggle():
 def test_an_edit_with_an_unknown_relation_is_refused_and_asked_again():
     chat = Chat(GENEVA_WRITE, approve=True)
     clear = "\x7f" * len("Lake Geneva >> country >> France")
-    chat.type("Lake Geneva is in France.\ne\n" + clear + "Lake Geneva >> sits in >> France\n"
-              + clear + "Lake Geneva >> country >> Italy\n")
+    chat.type(
+        "Lake Geneva is in France.\ne\n"
+        + clear
+        + "Lake Geneva >> sits in >> France\n"
+        + clear
+        + "Lake Geneva >> country >> Italy\n"
+    )
     assert "unknown relation 'sits in'" in chat.output
     assert ("Lake Geneva", "country", "Italy") in chat.facts()
 
@@ -371,8 +396,10 @@ def _complete(chat: Chat, text: str) -> list[str]:
 
 
 def test_completion_of_commands_subcommands_and_entity_names():
-    chat = Chat("Fine.", facts=(("Rihanna", "record label", "Def Jam"),
-                                ("Lake Geneva", "country", "France")))
+    chat = Chat(
+        "Fine.",
+        facts=(("Rihanna", "record label", "Def Jam"), ("Lake Geneva", "country", "France")),
+    )
     assert _complete(chat, "/wr") == ["/writes"]
     assert "/mem" in _complete(chat, "/m")
     assert "search" in _complete(chat, "/mem se")

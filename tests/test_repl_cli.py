@@ -35,13 +35,25 @@ def fake_model(monkeypatch):
 
 def test_execute_runs_turns_and_commands_in_order_as_plain_text(fake_model):
     fake_model(GENEVA_WRITE, GENEVA_READ)
-    result = run("chat", "-e", "Lake Geneva is in France.", "-e", "/writes",
-                 "-e", "Which country is Lake Geneva in?", "-e", "/why")
+    result = run(
+        "chat",
+        "-e",
+        "Lake Geneva is in France.",
+        "-e",
+        "/writes",
+        "-e",
+        "Which country is Lake Geneva in?",
+        "-e",
+        "/why",
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "\x1b" not in out
-    assert out.index(GENEVA_WRITE) < out.index("Noted: Lake Geneva - country: France.") < (
-        out.index(GENEVA_READ))
+    assert (
+        out.index(GENEVA_WRITE)
+        < out.index("Noted: Lake Geneva - country: France.")
+        < (out.index(GENEVA_READ))
+    )
     assert "Lake Geneva >> country >> France" in out  # /writes and /why tables
     assert "stored 1 fact (#1); /undo reverts" in result.stderr
     with TripleStore() as store:
@@ -51,8 +63,11 @@ def test_execute_runs_turns_and_commands_in_order_as_plain_text(fake_model):
 
 def test_stdin_lines_are_turns_and_hide_calls_gives_markers(fake_model):
     fake_model(GENEVA_WRITE, GENEVA_READ)
-    result = run("chat", "--hide-calls",
-                 input="Lake Geneva is in France.\n\nWhich country is Lake Geneva in?\n")
+    result = run(
+        "chat",
+        "--hide-calls",
+        input="Lake Geneva is in France.\n\nWhich country is Lake Geneva in?\n",
+    )
     assert result.exit_code == 0, result.output
     assert "MEM_" not in result.stdout
     assert "[write: Lake Geneva >> country >> France]" in result.stdout
@@ -79,11 +94,24 @@ def test_approve_reads_answers_from_the_following_lines(fake_model):
 
 def test_options_reach_the_model_loader_and_no_memory_is_honoured(fake_model):
     made = fake_model("Fine.", GENEVA_WRITE)
-    result = run("chat", "--no-memory", "-m", "some.gguf", "--threads", "2",
-                 "-e", "Lake Geneva is in France.")
+    result = run(
+        "chat",
+        "--no-memory",
+        "-m",
+        "some.gguf",
+        "--threads",
+        "2",
+        "-e",
+        "Lake Geneva is in France.",
+    )
     assert result.exit_code == 0, result.output
-    assert made["options"] == {"engine": None, "model": "some.gguf", "adapter": None,
-                               "no_adapter": False, "threads": 2}
+    assert made["options"] == {
+        "engine": None,
+        "model": "some.gguf",
+        "adapter": None,
+        "no_adapter": False,
+        "threads": 2,
+    }
     assert "MEM_WRITE" not in result.stdout
 
 
@@ -100,8 +128,15 @@ def test_a_model_that_does_not_load_is_reported_not_a_crash(tmp_path):
 @pytest.mark.model
 @pytest.mark.slow
 def test_real_model_writes_a_stated_fact_and_reads_it_back():
-    result = run("chat", "-e", "Lake Geneva is in France.",
-                 "-e", "Which country is Lake Geneva in?", "-e", "/why")
+    result = run(
+        "chat",
+        "-e",
+        "Lake Geneva is in France.",
+        "-e",
+        "Which country is Lake Geneva in?",
+        "-e",
+        "/why",
+    )
     assert result.exit_code == 0, result.output
     assert "({MEM_WRITE-->Lake Geneva>>" in result.stdout
     assert "({MEM_READ(Lake Geneva>>" in result.stdout
@@ -128,9 +163,11 @@ def test_a_failed_model_switch_keeps_the_chat_on_the_current_model(fake_model, m
     def flaky(store, **options):
         calls["n"] += 1
         if calls["n"] == 2:
+
             class Failed(StaticEngines):
                 def answering(self):
                     raise ModelError("model file not found: nope.gguf")
+
             return Failed(MemoryEngine(ScriptedBackend(""), store))
         return original(store, **options)
 

@@ -102,7 +102,8 @@ def test_mem_never_asks_and_never_reads_the_chats_input(chat, tmp_path):
     out = _mem(chat, "/mem rm --subject Rihanna")
     assert out == "error: 1 fact match (see --dry-run); pass --yes to do so\n"
     assert _mem(chat, "/mem restore snapshot.jsonl").startswith(
-        "error: /mem restore replaces all of memory: add --yes (or --merge)")
+        "error: /mem restore replaces all of memory: add --yes (or --merge)"
+    )
     refused = "error: /mem import: - is the chat's own input; give a file\n"
     assert _mem(chat, "/mem import -") == refused
     assert _mem(chat, "/mem restore - --merge").startswith("error: /mem restore: - is the chat's")

@@ -24,8 +24,13 @@ WRITE = "({MEM_WRITE-->Lake Geneva>>country>>France})"
 
 
 def _console(**kw) -> Console:
-    options = {"width": 80, "force_terminal": True, "no_color": False,
-               "color_system": "standard", **kw}
+    options = {
+        "width": 80,
+        "force_terminal": True,
+        "no_color": False,
+        "color_system": "standard",
+        **kw,
+    }
     return Console(file=io.StringIO(), **options)
 
 
@@ -49,8 +54,9 @@ def _style_of(output: str, needle: str, console: Console) -> Style:
 
 def test_read_call_results_and_write_each_have_their_style():
     console = _console()
-    out, _ = _turn("Which label is Rihanna on? Lake Geneva is in France.",
-                   READ_ANSWER, WRITE, console=console)
+    out, _ = _turn(
+        "Which label is Rihanna on? Lake Geneva is in France.", READ_ANSWER, WRITE, console=console
+    )
     read = _style_of(out, "MEM_READ(Rihanna>>record label>>)-->", console)
     result = _style_of(out, "Def Jam})", console)
     write = _style_of(out, "MEM_WRITE-->Lake Geneva>>country>>France})", console)
@@ -87,8 +93,9 @@ def test_styles_are_applied_while_the_call_streams():
 
 def test_no_color_keeps_calls_apart_without_colour():
     console = _console(no_color=True)
-    out, _ = _turn("Which label is Rihanna on? Lake Geneva is in France.",
-                   READ_ANSWER, WRITE, console=console)
+    out, _ = _turn(
+        "Which label is Rihanna on? Lake Geneva is in France.", READ_ANSWER, WRITE, console=console
+    )
     assert "\x1b[3" + "6m" not in out and "36m" not in out and "32m" not in out
     read = _style_of(out, "MEM_READ(", console)
     result = _style_of(out, "Def Jam})", console)
@@ -98,8 +105,13 @@ def test_no_color_keeps_calls_apart_without_colour():
 
 
 def test_hide_calls_shows_markers_instead_of_the_raw_calls():
-    out, record = _turn("Which label is Rihanna on? Lake Geneva is in France.",
-                        READ_ANSWER, WRITE, console=_console(no_color=True), hide_calls=True)
+    out, record = _turn(
+        "Which label is Rihanna on? Lake Geneva is in France.",
+        READ_ANSWER,
+        WRITE,
+        console=_console(no_color=True),
+        hide_calls=True,
+    )
     plain = Text.from_ansi(out).plain
     assert "MEM_READ" not in plain and "MEM_WRITE" not in plain
     assert "[read: Def Jam]  Def Jam." in plain
@@ -141,7 +153,7 @@ def _stream(pieces: list[str], width: int = 80) -> list[str]:
 def test_streamed_text_wraps_at_word_boundaries_in_80_columns():
     words = [f"word{i}" for i in range(60)] + ["supercalifragilistic", "end."]
     text = " ".join(words)
-    pieces = [text[i:i + 3] for i in range(0, len(text), 3)]  # tokens cut mid-word
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]  # tokens cut mid-word
     lines = _stream(pieces)
     assert all(len(line) <= 80 for line in lines)
     assert " ".join(lines).split() == words  # no word was split
@@ -156,7 +168,7 @@ def test_a_word_longer_than_a_line_is_broken_and_newlines_are_kept():
 
 def test_a_long_call_breaks_between_its_items():
     call = "({MEM_WRITE-->" + ";".join(f"Entity{i}>>country>>Place{i}" for i in range(6)) + "})"
-    lines = _stream([call[i:i + 2] for i in range(0, len(call), 2)])
+    lines = _stream([call[i : i + 2] for i in range(0, len(call), 2)])
     assert "".join(lines) == call
     assert all(len(line) <= 80 for line in lines)
     assert all(line.endswith(";") for line in lines[:-1])

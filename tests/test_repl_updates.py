@@ -27,8 +27,10 @@ def test_approval_asks_for_an_update_showing_what_it_replaces():
 
 
 def test_why_says_when_the_fact_became_current():
-    chat = Chat(READ, facts=(("Dana Whitfield", "residence", "Oslo"),
-                             ("Dana Whitfield", "residence", "Bergen")))
+    chat = Chat(
+        READ,
+        facts=(("Dana Whitfield", "residence", "Oslo"), ("Dana Whitfield", "residence", "Bergen")),
+    )
     old, new = chat.store.find(subject="Dana Whitfield", history=True)
     out = chat.type("Where does Dana Whitfield live now?\n/why\n")
     why = out.split("/why")[-1]
@@ -37,8 +39,10 @@ def test_why_says_when_the_fact_became_current():
 
 
 def test_the_model_read_returns_current_facts_only():
-    chat = Chat(READ, facts=(("Dana Whitfield", "residence", "Oslo"),
-                             ("Dana Whitfield", "residence", "Bergen")))
+    chat = Chat(
+        READ,
+        facts=(("Dana Whitfield", "residence", "Oslo"), ("Dana Whitfield", "residence", "Bergen")),
+    )
     chat.type("Where does Dana Whitfield live now?\n")
     assert [t.object for t in chat.conversation.last.facts_read] == ["Bergen"]
     results = [r for read in chat.conversation.last.reads for r in read.results]

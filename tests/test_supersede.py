@@ -55,8 +55,17 @@ def store(tmp_path: Path):
 def rows(store: TripleStore) -> list[tuple]:
     """Everything about every fact, history included, as plain tuples."""
     return [
-        (t.id, t.subject, t.relation, t.object, t.source, t.created_at, t.updated_at,
-         t.superseded_at, t.superseded_by)
+        (
+            t.id,
+            t.subject,
+            t.relation,
+            t.object,
+            t.source,
+            t.created_at,
+            t.updated_at,
+            t.superseded_at,
+            t.superseded_by,
+        )
         for t in store.find(history=True)
     ]
 

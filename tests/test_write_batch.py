@@ -24,8 +24,9 @@ SCRIPTS = {
     "She won the Nobel Prize in Physics.": "She>>award received>>Nobel Prize in Physics})",
     "Warsaw lies in Poland.": "Warsaw>>country>>Poland;Warsaw>>country>>Poland})",
     "It rained.": "})",
-    "Lake Geneva lies between Switzerland and France.":
-        "Lake Geneva>>country>>Switzerland;Lake Geneva>>country>>France})",
+    "Lake Geneva lies between Switzerland and France.": (
+        "Lake Geneva>>country>>Switzerland;Lake Geneva>>country>>France})"
+    ),
     "Toyota is a company from Japan.": "Toyota>>country>>Japan;Toyota>>founded by>>Toyota})",
     "Rihanna signed with Def Jam.": "Rihanna>>record label>>Def Jam})",
 }
@@ -142,8 +143,9 @@ def test_batched_writes_equal_one_at_a_time(tmp_path, batch):
     assert fake.opened and fake.opened[0].closed  # it did decode together, and let go
     assert max(fake.opened[0].decodes[1:]) > 1
     assert [o.request for o in many] == [o.request for o in one]
-    assert [(o.done.raw, o.done.triples) for o in many] == [(o.done.raw, o.done.triples)
-                                                            for o in one]
+    assert [(o.done.raw, o.done.triples) for o in many] == [
+        (o.done.raw, o.done.triples) for o in one
+    ]
     assert many_facts == one_facts and many_batches == one_batches
     kept = {f[:4] for f in many_facts}
     assert ("Marie Curie", "place of birth", "Warsaw", "ingest bio.txt:1") in kept
@@ -157,8 +159,9 @@ def test_stored_in_sentence_order_one_batch_per_sentence(tmp_path):
     sources = [f[3] for f in stored]
     assert sources == sorted(sources, key=lambda s: int(s.rpartition(":")[2]))
     sentences_with_facts = [s for s, script in SCRIPTS.items() if script != "})"]
-    assert descriptions == [f"ingest bio.txt:{list(SCRIPTS).index(s) + 1}: {s}"
-                            for s in sentences_with_facts]
+    assert descriptions == [
+        f"ingest bio.txt:{list(SCRIPTS).index(s) + 1}: {s}" for s in sentences_with_facts
+    ]
 
 
 def test_a_consumer_that_stops_keeps_exactly_what_it_was_given(tmp_path):
@@ -200,8 +203,10 @@ def test_ctrl_c_while_decoding_stores_nothing_half_written(tmp_path, monkeypatch
 
 def test_a_sentence_too_long_for_a_slot_is_written_on_its_own_in_order(tmp_path):
     one, one_facts, _ = write_all(tmp_path, 1)
-    lengths = sorted(len(MemoryEngine(WritingFake(), None).write_prompt(r.sentence, r.context)[1])
-                     for r in requests())
+    lengths = sorted(
+        len(MemoryEngine(WritingFake(), None).write_prompt(r.sentence, r.context)[1])
+        for r in requests()
+    )
     fake = WritingFake(slot_tokens=lengths[3] + 60)  # the longer prompts do not fit
     many, many_facts, _ = write_all(tmp_path, 3, fake)
     assert many_facts == one_facts
@@ -223,7 +228,14 @@ def test_an_engine_without_sequences_writes_one_at_a_time(tmp_path):
     outcomes = list(write_sentences(engine, requests(), batch=8, dry_run=True))
     assert engine.seen == [(r.sentence, r.context, r.source, True) for r in requests()]
     assert [str(o.error) if o.error else None for o in outcomes] == [
-        None, None, None, "the token mask allows no token", None, None, None]
+        None,
+        None,
+        None,
+        "the token mask allows no token",
+        None,
+        None,
+        None,
+    ]
 
 
 def test_batch_must_be_positive():

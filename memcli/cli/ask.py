@@ -136,13 +136,17 @@ def ingest(
                     progress.update(done)
         except KeyboardInterrupt:
             progress.close()
-            note(f"interrupted after {done} of {counted(len(sentences), 'sentence')}; "
-                 "their facts are kept")
+            note(
+                f"interrupted after {done} of {counted(len(sentences), 'sentence')}; "
+                "their facts are kept"
+            )
             raise typer.Exit(130) from None
         except MemcliError:  # the server went away, say: what is stored stays
             progress.close()
-            note(f"stopped after {done} of {counted(len(sentences), 'sentence')}; "
-                 "their facts are kept")
+            note(
+                f"stopped after {done} of {counted(len(sentences), 'sentence')}; "
+                "their facts are kept"
+            )
             raise
         finally:
             engine.close()

@@ -13,27 +13,41 @@ from memcli.cli.common import DbOption, ModelChoice, model_options
 def chat(
     execute: Annotated[
         list[str] | None,
-        typer.Option("--execute", "-e", metavar="MESSAGE",
-                     help="Run this message (or /command) and exit; repeatable."),
+        typer.Option(
+            "--execute",
+            "-e",
+            metavar="MESSAGE",
+            help="Run this message (or /command) and exit; repeatable.",
+        ),
     ] = None,
     hide_calls: Annotated[
-        bool, typer.Option("--hide-calls", help="Show a short marker instead of raw memory "
-                           "calls.")
+        bool, typer.Option("--hide-calls", help="Show a short marker instead of raw memory calls.")
     ] = False,
     approve: Annotated[
-        bool, typer.Option("--approve", help="Ask before storing each fact the model "
-                           "extracts (yes, no or edit).")
+        bool,
+        typer.Option(
+            "--approve", help="Ask before storing each fact the model extracts (yes, no or edit)."
+        ),
     ] = False,
     new_relations: Annotated[
-        bool, typer.Option("--new-relations", help="When no known relation fits a stated "
-                           "fact, store it under a relation named from the sentence's "
-                           "words (always proposed with --approve).")
+        bool,
+        typer.Option(
+            "--new-relations",
+            help="When no known relation fits a stated "
+            "fact, store it under a relation named from the sentence's "
+            "words (always proposed with --approve).",
+        ),
     ] = False,
     user: Annotated[
         str | None,
-        typer.Option("--user-name", metavar="NAME", help="Who \"I\" and \"my\" are in "
-                     "memory (default: the name you give, \"My name is …\", else \"the "
-                     "user\").", show_default=False),
+        typer.Option(
+            "--user-name",
+            metavar="NAME",
+            help='Who "I" and "my" are in '
+            'memory (default: the name you give, "My name is …", else "the '
+            'user").',
+            show_default=False,
+        ),
     ] = None,
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="Chat without reading or writing memory.")
@@ -61,14 +75,21 @@ def chat(
     # problem with the files is left for the REPL to report, as it does for any load.
     with contextlib.suppress(MemcliError):
         if resolve_engine(model_choice.engine, model_choice.model).kind == "local":
-            resolve_files(model_choice.model, model_choice.adapter, model_choice.no_adapter,
-                          notify=note)
-    code = run_chat(ChatOptions(
-        **model_choice.options(), db=db,
-        hide_calls=hide_calls, approve=approve, new_relations=new_relations,
-        user=user, memory=not no_memory,
-        execute=list(execute or []),
-    ))
+            resolve_files(
+                model_choice.model, model_choice.adapter, model_choice.no_adapter, notify=note
+            )
+    code = run_chat(
+        ChatOptions(
+            **model_choice.options(),
+            db=db,
+            hide_calls=hide_calls,
+            approve=approve,
+            new_relations=new_relations,
+            user=user,
+            memory=not no_memory,
+            execute=list(execute or []),
+        )
+    )
     if code:
         raise typer.Exit(code)
 

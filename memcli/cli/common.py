@@ -142,16 +142,17 @@ def model_options(*, engine: bool = True) -> Callable[[Command], Command]:
         params = list(signature.parameters.values())
         at = [p.name for p in params].index("model_choice")
         params[at : at + 1] = [
-            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              default=default, annotation=option)
+            inspect.Parameter(
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=option
+            )
             for name, option, default, _field in wanted
         ]
 
         @functools.wraps(command)
         def run(*args: Any, **values: Any) -> Any:
-            chosen = ModelChoice(**{
-                field: values.pop(name, default) for name, _option, default, field in wanted
-            })
+            chosen = ModelChoice(
+                **{field: values.pop(name, default) for name, _option, default, field in wanted}
+            )
             return command(*args, model_choice=chosen, **values)
 
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
@@ -165,9 +166,7 @@ def model_options(*, engine: bool = True) -> Callable[[Command], Command]:
 
 YesOption = Annotated[
     bool,
-    typer.Option(
-        "--yes", "-y", help="Do not ask first (needed when stdin is not a terminal)."
-    ),
+    typer.Option("--yes", "-y", help="Do not ask first (needed when stdin is not a terminal)."),
 ]
 
 

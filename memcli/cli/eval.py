@@ -32,7 +32,8 @@ app = typer.Typer(
 DataOption = Annotated[
     Path | None,
     typer.Option(
-        "--data", metavar="FILE",
+        "--data",
+        metavar="FILE",
         help="A JSON file in Re-DocRED's format (default: the development split in "
         "../shared/data/redocred/ next to the repository, when it is there).",
         show_default=False,
@@ -41,7 +42,8 @@ DataOption = Annotated[
 DocsOption = Annotated[
     str | None,
     typer.Option(
-        "--docs", metavar="N|A:B",
+        "--docs",
+        metavar="N|A:B",
         help="Documents to use: N for the first N, A:B for A to B-1 (0-based). Default: all.",
         show_default=False,
     ),
@@ -150,9 +152,11 @@ def write(
     from memcli.evaluation.write import evaluate_write, sentence_count
 
     with _session(data, docs, _config(), model_choice) as (documents, engine):
-        report = _run("writing", sentence_count(documents),
-                      lambda progress: evaluate_write(engine, documents, progress=progress,
-                                                      batch=batch))
+        report = _run(
+            "writing",
+            sentence_count(documents),
+            lambda progress: evaluate_write(engine, documents, progress=progress, batch=batch),
+        )
         settings = _settings(data, docs, engine, model_choice)
     _print(f"eval write: {len(documents)} documents", report, settings, as_json)
 
@@ -164,8 +168,13 @@ def qa(
     docs: DocsOption = None,
     max_questions: Annotated[
         int | None,
-        typer.Option("--max-questions", min=1, metavar="N",
-                     help="Ask at most N questions, drawn with --seed.", show_default=False),
+        typer.Option(
+            "--max-questions",
+            min=1,
+            metavar="N",
+            help="Ask at most N questions, drawn with --seed.",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for drawing questions.")] = 0,
     max_tokens: Annotated[
@@ -185,10 +194,18 @@ def qa(
     with _session(data, docs, _config(max_tokens), model_choice) as (documents, engine):
         total = len(build_questions(documents))
         asked = min(total, max_questions) if max_questions else total
-        report = _run("asking", asked, lambda progress: evaluate_qa(
-            engine, documents, max_questions=max_questions, seed=seed, progress=progress))
-        settings = {**_settings(data, docs, engine, model_choice),
-                    "max_questions": max_questions, "seed": seed}
+        report = _run(
+            "asking",
+            asked,
+            lambda progress: evaluate_qa(
+                engine, documents, max_questions=max_questions, seed=seed, progress=progress
+            ),
+        )
+        settings = {
+            **_settings(data, docs, engine, model_choice),
+            "max_questions": max_questions,
+            "seed": seed,
+        }
     _print(f"eval qa: {len(documents)} documents", report, settings, as_json)
 
 
@@ -213,8 +230,11 @@ def ppl(
     with _session(data, docs, _config(), model_choice) as (documents, engine):
         if not engine.capabilities().logprobs:
             raise UsageError(no_logprobs_message(engine))
-        report = _run("scoring", len(documents),
-                      lambda progress: evaluate_ppl(engine, documents, progress=progress))
+        report = _run(
+            "scoring",
+            len(documents),
+            lambda progress: evaluate_ppl(engine, documents, progress=progress),
+        )
         settings = _settings(data, docs, engine, model_choice)
     _print(f"eval ppl: {len(documents)} documents", report, settings, as_json)
 
@@ -235,13 +255,21 @@ def _load_chat_engine(store: TripleStore, config: EngineConfig, **options: Any) 
 def chat(
     file: Annotated[
         Path,
-        typer.Argument(metavar="FILE", help="Conversations, one JSON object a line (format: "
-                       "memcli/evaluation/chat.py; recipes/data/chat_dev.jsonl is one)."),
+        typer.Argument(
+            metavar="FILE",
+            help="Conversations, one JSON object a line (format: "
+            "memcli/evaluation/chat.py; recipes/data/chat_dev.jsonl is one).",
+        ),
     ],
     max_conversations: Annotated[
         int | None,
-        typer.Option("--max-conversations", min=1, metavar="N",
-                     help="Only the first N conversations.", show_default=False),
+        typer.Option(
+            "--max-conversations",
+            min=1,
+            metavar="N",
+            help="Only the first N conversations.",
+            show_default=False,
+        ),
     ] = None,
     model_choice: ModelChoice = ModelChoice(),
     as_json: ReportOption = False,
@@ -272,6 +300,7 @@ def chat(
         engine = _load_engine(first, _config(), **options)
         base = _load_chat_engine(first, _config(), **options)
         try:
+
             def make(store: TripleStore) -> Conversation:
                 engine.store = store
                 conversation = Conversation(StaticEngines(engine), store, session_id="eval")
@@ -281,15 +310,24 @@ def chat(
 
             sink = Console(file=io.StringIO(), width=100, color_system=None)
             view = TurnView(sink, sink, hide_calls=True, wrap=False)
-            report = _run("conversations", len(conversations), lambda progress: evaluate_chat(
-                make, conversations, view, progress=progress))
-            settings = {"file": str(file), "conversations": len(conversations),
-                        "model": model_choice.model, "adapter": model_choice.adapter,
-                        "no_adapter": model_choice.no_adapter, "threads": model_choice.threads}
+            report = _run(
+                "conversations",
+                len(conversations),
+                lambda progress: evaluate_chat(make, conversations, view, progress=progress),
+            )
+            settings = {
+                "file": str(file),
+                "conversations": len(conversations),
+                "model": model_choice.model,
+                "adapter": model_choice.adapter,
+                "no_adapter": model_choice.no_adapter,
+                "threads": model_choice.threads,
+            }
         finally:
             for each in (engine, base):
                 close = getattr(each, "close", None) or getattr(
-                    getattr(each, "backend", None), "close", None)
+                    getattr(each, "backend", None), "close", None
+                )
                 if close is not None:
                     close()
     _print(f"eval chat: {len(conversations)} conversations", report, settings, as_json)

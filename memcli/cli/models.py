@@ -108,42 +108,66 @@ def pull(
 def use(
     model: Annotated[
         str | None,
-        typer.Argument(help="A model name or .gguf path; with --engine, the server's name "
-                       "for the model (default: the only one it serves).", show_default=False),
+        typer.Argument(
+            help="A model name or .gguf path; with --engine, the server's name "
+            "for the model (default: the only one it serves).",
+            show_default=False,
+        ),
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", metavar="URL",
-                     help="Save an OpenAI-compatible server as the default engine (`local` "
-                     "goes back to in-process).", show_default=False),
+        typer.Option(
+            "--engine",
+            metavar="URL",
+            help="Save an OpenAI-compatible server as the default engine (`local` "
+            "goes back to in-process).",
+            show_default=False,
+        ),
     ] = None,
     template: Annotated[
         str | None,
-        typer.Option("--template", help="With --engine: the chat template to apply (a GGUF "
-                     "file, a Jinja file or `chatml`), when the server does not say.",
-                     show_default=False),
+        typer.Option(
+            "--template",
+            help="With --engine: the chat template to apply (a GGUF "
+            "file, a Jinja file or `chatml`), when the server does not say.",
+            show_default=False,
+        ),
     ] = None,
     tokenizer: Annotated[
         str | None,
-        typer.Option("--tokenizer", metavar="GGUF",
-                     help="With --engine: the served model's GGUF file here (its vocabulary, "
-                     "for client-side masks).", show_default=False),
+        typer.Option(
+            "--tokenizer",
+            metavar="GGUF",
+            help="With --engine: the served model's GGUF file here (its vocabulary, "
+            "for client-side masks).",
+            show_default=False,
+        ),
     ] = None,
     constraint: Annotated[
         str | None,
-        typer.Option("--constraint", help="With --engine: gbnf, llguidance, logit_bias or "
-                     "logprobs (default: found at connect time).", show_default=False),
+        typer.Option(
+            "--constraint",
+            help="With --engine: gbnf, llguidance, logit_bias or "
+            "logprobs (default: found at connect time).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Make a model the default for `ask`, `chat` and the REPL (stored in config.json),
     or with --engine a server and the model name to ask it for."""
     if engine is not None:
         if constraint is not None and constraint not in (
-                "gbnf", "llguidance", "logit_bias", "logprobs"):
+            "gbnf",
+            "llguidance",
+            "logit_bias",
+            "logprobs",
+        ):
             raise UsageError(
-                f"--constraint {constraint!r}: use gbnf, llguidance, logit_bias or logprobs")
-        stored = catalog.set_engine(engine, model, template=template, tokenizer=tokenizer,
-                                    constraint=constraint)
+                f"--constraint {constraint!r}: use gbnf, llguidance, logit_bias or logprobs"
+            )
+        stored = catalog.set_engine(
+            engine, model, template=template, tokenizer=tokenizer, constraint=constraint
+        )
         note(f"default engine: {stored}")
         return
     if template or tokenizer or constraint:
@@ -161,9 +185,14 @@ def info(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", metavar="URL", envvar="MEMCLI_ENGINE",
-                     help="Connect to this server and show what it can do (the capability "
-                     "check memcli makes at connect time).", show_default=False),
+        typer.Option(
+            "--engine",
+            metavar="URL",
+            envvar="MEMCLI_ENGINE",
+            help="Connect to this server and show what it can do (the capability "
+            "check memcli makes at connect time).",
+            show_default=False,
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

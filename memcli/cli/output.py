@@ -95,8 +95,15 @@ def print_table(table: Any) -> None:
 def plain_console(width: int) -> Console:
     """A console like `out` that renders to text, `width` columns wide, without styles
     (the REPL's `/mem` shows that text in its view)."""
-    return _SafeConsole(file=io.StringIO(), width=width, color_system=None,
-                        force_terminal=False, soft_wrap=True, highlight=False, markup=False)
+    return _SafeConsole(
+        file=io.StringIO(),
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
 
 
 class ProgressBar:
@@ -105,7 +112,11 @@ class ProgressBar:
     a `unit` adds a rate ("3.2 sentences/s"). A context manager, or call `close()`."""
 
     def __init__(
-        self, label: str, total: int | None = None, unit: str | None = None, *,
+        self,
+        label: str,
+        total: int | None = None,
+        unit: str | None = None,
+        *,
         quiet: bool = False,
     ):
         import time

@@ -53,8 +53,15 @@ ABSTAIN = re.compile(
     re.IGNORECASE,
 )
 
-MEASURES = ("captured", "answered", "updates followed", "abstained", "superseded",
-            "spurious writes", "non-memory IDK")
+MEASURES = (
+    "captured",
+    "answered",
+    "updates followed",
+    "abstained",
+    "superseded",
+    "spurious writes",
+    "non-memory IDK",
+)
 
 
 def abstains(reply: str) -> bool:
@@ -98,9 +105,13 @@ class TurnResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "conversation": self.conversation, "turn": self.number, "user": self.user,
-            "reply": self.reply, "category": self.category,
-            "stored": [list(t) for t in self.stored], "checks": self.checks,
+            "conversation": self.conversation,
+            "turn": self.number,
+            "user": self.user,
+            "reply": self.reply,
+            "category": self.category,
+            "stored": [list(t) for t in self.stored],
+            "checks": self.checks,
         }
 
 
@@ -138,11 +149,12 @@ class ChatReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "conversations": self.conversations,
-            "measures": {m: {"rate": c.rate, "good": c.good, "total": c.total}
-                         for m, c in self.measures.items()},
+            "measures": {
+                m: {"rate": c.rate, "good": c.good, "total": c.total}
+                for m, c in self.measures.items()
+            },
             "by_category": {
-                cat: {m: {"rate": c.rate, "good": c.good, "total": c.total}
-                      for m, c in ms.items()}
+                cat: {m: {"rate": c.rate, "good": c.good, "total": c.total} for m, c in ms.items()}
                 for cat, ms in self.by_category.items()
             },
             "turns": [t.as_dict() for t in self.turns],
@@ -166,7 +178,7 @@ def load_conversations(path: Path) -> list[dict[str, Any]]:
             raise UsageError(f"{where}: not JSON: {exc.msg}") from exc
         turns = item.get("turns") if isinstance(item, dict) else None
         if not isinstance(turns, list) or not turns:
-            raise UsageError(f"{where}: a conversation needs a non-empty \"turns\" list")
+            raise UsageError(f'{where}: a conversation needs a non-empty "turns" list')
         for t_number, turn in enumerate(turns, 1):
             _check_turn(turn, f"{where}: turn {t_number}")
         found.append({"id": str(item.get("id", f"line-{number}")), "turns": turns})
@@ -177,21 +189,21 @@ def load_conversations(path: Path) -> list[dict[str, Any]]:
 
 def _check_turn(turn: Any, where: str) -> None:
     if not isinstance(turn, dict) or not isinstance(turn.get("user"), str) or not turn["user"]:
-        raise UsageError(f"{where}: a turn needs a non-empty \"user\" string")
+        raise UsageError(f'{where}: a turn needs a non-empty "user" string')
     for key in ("facts", "superseded"):
         value = turn.get(key, [])
         if not isinstance(value, list) or not all(
             isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t)
             for t in value
         ):
-            raise UsageError(f"{where}: \"{key}\" must be a list of [subject, relation, object]")
+            raise UsageError(f'{where}: "{key}" must be a list of [subject, relation, object]')
     answer = turn.get("answer", [])
     if answer is not None and not (
         isinstance(answer, list) and all(isinstance(a, str) for a in answer)
     ):
-        raise UsageError(f"{where}: \"answer\" must be a list of strings or null")
+        raise UsageError(f'{where}: "answer" must be a list of strings or null')
     if "answer" in turn and answer is not None and not answer:
-        raise UsageError(f"{where}: \"answer\" must name at least one value (null: abstain)")
+        raise UsageError(f'{where}: "answer" must name at least one value (null: abstain)')
 
 
 def _key(triple: Iterable[str]) -> tuple[str, ...]:
@@ -226,8 +238,15 @@ def evaluate_chat(
     return report
 
 
-def _score_turn(report: ChatReport, cid: str, number: int, turn: dict[str, Any],
-                conversation: Any, view: Any, store: Any) -> None:
+def _score_turn(
+    report: ChatReport,
+    cid: str,
+    number: int,
+    turn: dict[str, Any],
+    conversation: Any,
+    view: Any,
+    store: Any,
+) -> None:
     before = {t.id for t in store.find()}
     held = {_key((t.subject, t.relation, t.object)) for t in store.find()}
     record = conversation.run_turn(turn["user"], view)

@@ -21,12 +21,37 @@ from memcli.store import names
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parent.parent.parent.parent
-    / "shared" / "data" / "redocred" / "dev_revised.json"
+    / "shared"
+    / "data"
+    / "redocred"
+    / "dev_revised.json"
 )
 
 _NO_SPACE_BEFORE = frozenset(
-    {",", ".", ";", ":", ")", "]", "}", "?", "!", "%", "...", "..", "…", "”", "’",
-     "'s", "n't", "'m", "'ll", "'re", "'ve", "'d"}
+    {
+        ",",
+        ".",
+        ";",
+        ":",
+        ")",
+        "]",
+        "}",
+        "?",
+        "!",
+        "%",
+        "...",
+        "..",
+        "…",
+        "”",
+        "’",
+        "'s",
+        "n't",
+        "'m",
+        "'ll",
+        "'re",
+        "'ve",
+        "'d",
+    }
 )
 _NO_SPACE_AFTER = frozenset({"(", "[", "{", "$", "£", "€", "#", "“", "‘"})
 _JOINERS = frozenset({"-", "/"})
@@ -158,7 +183,8 @@ class Document:
         """The facts a write after sentence `sent` should name: those whose evidence
         includes it and whose two entities are both mentioned in it."""
         return [
-            f for f in self.facts
+            f
+            for f in self.facts
             if sent in f.evidence
             and sent in self.entities[f.head].sentences
             and sent in self.entities[f.tail].sentences
@@ -245,8 +271,15 @@ def load_documents(
 
 
 def _kind(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number", type(None): "null"}.get(type(value), "a value")
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), "a value")
 
 
 class _Checker:
@@ -286,9 +319,7 @@ class _Checker:
             raise self.fail(path, f"expected a whole number, found {_kind(value)}")
         if not 0 <= value < size:
             plural = "entities" if what == "entity" else f"{what}s"
-            raise self.fail(
-                path, f"{what} {value} out of range (the document has {size} {plural})"
-            )
+            raise self.fail(path, f"{what} {value} out of range (the document has {size} {plural})")
         return value
 
 
@@ -321,8 +352,10 @@ def parse_document(
             mention = c.as_dict(raw_mention, path)
             c.as_str(c.get(mention, "name", f"{path}.name"), f"{path}.name")
             sent = c.index(
-                c.get(mention, "sent_id", f"{path}.sent_id"), f"{path}.sent_id",
-                len(tokens), "sentence",
+                c.get(mention, "sent_id", f"{path}.sent_id"),
+                f"{path}.sent_id",
+                len(tokens),
+                "sentence",
             )
             pos = c.as_list(c.get(mention, "pos", f"{path}.pos"), f"{path}.pos")
             n = len(tokens[sent])
@@ -333,8 +366,7 @@ def parse_document(
             ):
                 raise c.fail(
                     f"{path}.pos",
-                    f"{pos!r} is not a token span [start, end) inside sentence {sent} "
-                    f"({n} tokens)",
+                    f"{pos!r} is not a token span [start, end) inside sentence {sent} ({n} tokens)",
                 )
             kind = c.as_str(mention.get("type", ""), f"{path}.type")
             spans = [s for s in rebuilt[sent][1][pos[0] : pos[1]] if s[1] > s[0]]

@@ -79,8 +79,11 @@ class Read:
         return bool(self.results)
 
     def as_dict(self) -> dict:
-        return {"queries": [[q.subject, q.relation, q.object] for q in self.queries],
-                "results": self.results, "note": self.note}
+        return {
+            "queries": [[q.subject, q.relation, q.object] for q in self.queries],
+            "results": self.results,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -95,10 +98,16 @@ class TargetResult:
     finds_target: bool
 
     def as_dict(self) -> dict:
-        return {"entity": self.name, "surface": self.surface, "tokens": self.tokens,
-                "logprob": self.logprob, "model_read": self.generated.as_dict(),
-                "gold_read": self.gold.as_dict(), "correct_query": self.correct_query,
-                "finds_target": self.finds_target}
+        return {
+            "entity": self.name,
+            "surface": self.surface,
+            "tokens": self.tokens,
+            "logprob": self.logprob,
+            "model_read": self.generated.as_dict(),
+            "gold_read": self.gold.as_dict(),
+            "correct_query": self.correct_query,
+            "finds_target": self.finds_target,
+        }
 
 
 @dataclass
@@ -111,9 +120,14 @@ class DocResult:
     skipped: str = ""
 
     def as_dict(self) -> dict:
-        return {"document": self.index, "title": self.title, "tokens": self.tokens,
-                "logprob": self.logprob, "skipped": self.skipped,
-                "targets": [t.as_dict() for t in self.targets]}
+        return {
+            "document": self.index,
+            "title": self.title,
+            "tokens": self.tokens,
+            "logprob": self.logprob,
+            "skipped": self.skipped,
+            "targets": [t.as_dict() for t in self.targets],
+        }
 
 
 @dataclass
@@ -140,18 +154,12 @@ class PplReport:
         }
         for c in CONDITIONS:
             out[f"ppl_{c}"] = perplexity(sum(d.logprob[c] for d in docs), n_all)
-            out[f"target_ppl_{c}"] = perplexity(
-                sum(t.logprob[c] for t in targets), n_target
-            )
+            out[f"target_ppl_{c}"] = perplexity(sum(t.logprob[c] for t in targets), n_target)
         out["target_reduction_b"] = 1 - ratio(out["target_ppl_b"], out["target_ppl_a"])
         out["target_reduction_c"] = 1 - ratio(out["target_ppl_c"], out["target_ppl_a"])
         out["model_read_rate"] = ratio(sum(t.generated.inserted for t in targets), len(targets))
-        out["model_correct_query_rate"] = ratio(
-            sum(t.correct_query for t in targets), len(targets)
-        )
-        out["model_finds_target_rate"] = ratio(
-            sum(t.finds_target for t in targets), len(targets)
-        )
+        out["model_correct_query_rate"] = ratio(sum(t.correct_query for t in targets), len(targets))
+        out["model_finds_target_rate"] = ratio(sum(t.finds_target for t in targets), len(targets))
         out["seconds"] = self.seconds
         out["documents_per_second"] = ratio(len(self.documents), self.seconds)
         return out
@@ -159,16 +167,21 @@ class PplReport:
     def summary(self) -> list[tuple[str, str]]:
         f = self.figures()
         rows = [
-            ("documents", f"{f['documents']}"
-             + (f" ({f['documents_skipped']} skipped)" if f["documents_skipped"] else "")),
+            (
+                "documents",
+                f"{f['documents']}"
+                + (f" ({f['documents_skipped']} skipped)" if f["documents_skipped"] else ""),
+            ),
             ("scored tokens", str(f["tokens"])),
             ("targets (tokens)", f"{f['targets']} ({f['target_tokens']})"),
         ]
         labels = {"a": "(a) memory disabled", "b": "(b) model's reads", "c": "(c) gold reads"}
-        rows += [(f"perplexity, all tokens, {labels[c]}", f"{f[f'ppl_{c}']:.3f}")
-                 for c in CONDITIONS]
-        rows += [(f"perplexity, targets, {labels[c]}", f"{f[f'target_ppl_{c}']:.3f}")
-                 for c in CONDITIONS]
+        rows += [
+            (f"perplexity, all tokens, {labels[c]}", f"{f[f'ppl_{c}']:.3f}") for c in CONDITIONS
+        ]
+        rows += [
+            (f"perplexity, targets, {labels[c]}", f"{f[f'target_ppl_{c}']:.3f}") for c in CONDITIONS
+        ]
         rows += [
             ("target perplexity reduction (a) to (b)", f"{f['target_reduction_b']:.1%}"),
             ("target perplexity reduction (a) to (c)", f"{f['target_reduction_c']:.1%}"),
@@ -180,8 +193,11 @@ class PplReport:
         return rows
 
     def as_dict(self) -> dict:
-        return {"mode": "ppl", "figures": self.figures(),
-                "documents": [d.as_dict() for d in self.documents]}
+        return {
+            "mode": "ppl",
+            "figures": self.figures(),
+            "documents": [d.as_dict() for d in self.documents],
+        }
 
 
 class PerplexityRun:
@@ -218,8 +234,10 @@ class PerplexityRun:
             for fact in doc.facts:
                 head = doc.entities[fact.head]
                 if (
-                    fact.tail == entity.index and fact.head != fact.tail
-                    and head.name is not None and doc.position(head.first) < at
+                    fact.tail == entity.index
+                    and fact.head != fact.tail
+                    and head.name is not None
+                    and doc.position(head.first) < at
                 ):
                     q = ReadQuery(head.name, fact.relation, None)
                     queries.setdefault((names.key(head.name), names.key(fact.relation)), q)
@@ -229,8 +247,9 @@ class PerplexityRun:
             finish = begin + len(entity.first.surface.encode())
             first = bisect.bisect_right(ends, begin)  # first token ending after `begin`
             last = bisect.bisect_left(ends, finish)  # token holding the last byte
-            found.append(Target(entity, first, last + 1,
-                                list(queries.values())[: protocol.MAX_READ_QUERIES]))
+            found.append(
+                Target(entity, first, last + 1, list(queries.values())[: protocol.MAX_READ_QUERIES])
+            )
         found.sort(key=lambda t: (t.start, t.end))
         kept: list[Target] = []
         for t in found:  # the first token has no context; overlapping targets keep the first
@@ -323,14 +342,22 @@ class PerplexityRun:
         for i, target in enumerate(targets):
             generated = reads["b"][i]
             gold_keys = {q.key() for q in target.queries}
-            result.targets.append(TargetResult(
-                target.entity.name or "", target.entity.first.surface,
-                target.end - target.start, per_target[i], generated, reads["c"][i],
-                correct_query=any(q.key() in gold_keys for q in generated.queries),
-                finds_target=any(names.key(r) in target.entity.keys or
-                                 names.key(r) == names.key(target.entity.name or "")
-                                 for r in generated.results),
-            ))
+            result.targets.append(
+                TargetResult(
+                    target.entity.name or "",
+                    target.entity.first.surface,
+                    target.end - target.start,
+                    per_target[i],
+                    generated,
+                    reads["c"][i],
+                    correct_query=any(q.key() in gold_keys for q in generated.queries),
+                    finds_target=any(
+                        names.key(r) in target.entity.keys
+                        or names.key(r) == names.key(target.entity.name or "")
+                        for r in generated.results
+                    ),
+                )
+            )
         return result
 
 

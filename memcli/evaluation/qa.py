@@ -69,9 +69,14 @@ class Answer:
     @classmethod
     def of(cls, done: Done) -> Answer:
         reads = [
-            {"queries": [[q.subject, q.relation, q.object] for q in r.queries],
-             "results": list(r.results), "kept": r.kept, "note": r.note}
-            for r in done.reads if isinstance(r, ReadDone)
+            {
+                "queries": [[q.subject, q.relation, q.object] for q in r.queries],
+                "results": list(r.results),
+                "kept": r.kept,
+                "note": r.note,
+            }
+            for r in done.reads
+            if isinstance(r, ReadDone)
         ]
         return cls(done.text, done.raw, reads)
 
@@ -91,12 +96,18 @@ class QuestionResult:
     def as_dict(self) -> dict:
         q = self.question
         return {
-            "question": q.text, "subject": q.subject, "relation": q.relation,
-            "objects": q.objects, "documents": q.documents,
-            "memory": vars(self.memory), "no_memory": vars(self.no_memory),
+            "question": q.text,
+            "subject": q.subject,
+            "relation": q.relation,
+            "objects": q.objects,
+            "documents": q.documents,
+            "memory": vars(self.memory),
+            "no_memory": vars(self.no_memory),
             "removed": vars(self.removed),
-            "correct": self.correct, "correct_no_memory": self.correct_no_memory,
-            "correct_read": self.correct_read, "asserts": self.asserts,
+            "correct": self.correct,
+            "correct_no_memory": self.correct_no_memory,
+            "correct_read": self.correct_read,
+            "asserts": self.asserts,
             "abstains": self.abstains,
         }
 
@@ -137,15 +148,18 @@ class QAReport:
         ]
 
     def as_dict(self) -> dict:
-        return {"mode": "qa", "figures": self.figures(),
-                "definitions": {
-                    "correct": "the answer contains a mention surface of a gold object",
-                    "correct_read": "a read asks for the subject and relation, object open",
-                    "asserts": "with the fact removed, the answer (subject blanked out) "
-                               "contains a surface of another entity of the document",
-                    "abstains": ABSTAIN.pattern,
-                },
-                "questions": [x.as_dict() for x in self.results]}
+        return {
+            "mode": "qa",
+            "figures": self.figures(),
+            "definitions": {
+                "correct": "the answer contains a mention surface of a gold object",
+                "correct_read": "a read asks for the subject and relation, object open",
+                "asserts": "with the fact removed, the answer (subject blanked out) "
+                "contains a surface of another entity of the document",
+                "abstains": ABSTAIN.pattern,
+            },
+            "questions": [x.as_dict() for x in self.results],
+        }
 
 
 def gold_rows(docs: Sequence[Document]) -> list[tuple[str, str, str, str]]:
@@ -185,11 +199,15 @@ def build_questions(docs: Sequence[Document]) -> list[Question]:
             if doc.index not in q.documents:
                 q.documents.append(doc.index)
                 subject_keys = {names.key(head.name)}
-                _extend(q.others, [
-                    s for e in doc.entities
-                    if e.index != head.index and not (e.keys & subject_keys)
-                    for s in e.surfaces
-                ])
+                _extend(
+                    q.others,
+                    [
+                        s
+                        for e in doc.entities
+                        if e.index != head.index and not (e.keys & subject_keys)
+                        for s in e.surfaces
+                    ],
+                )
     return list(found.values())
 
 
@@ -212,9 +230,12 @@ def sample_questions(questions: list[Question], limit: int | None, seed: int) ->
 def asks_for(answer: Answer, q: Question) -> bool:
     subjects = {names.key(s) for s in q.subject_surfaces}
     return any(
-        subject is not None and obj is None
-        and names.key(subject) in subjects and names.key(relation) == names.key(q.relation)
-        for read in answer.reads for subject, relation, obj in read["queries"]
+        subject is not None
+        and obj is None
+        and names.key(subject) in subjects
+        and names.key(relation) == names.key(q.relation)
+        for read in answer.reads
+        for subject, relation, obj in read["queries"]
     )
 
 
@@ -265,16 +286,22 @@ def evaluate_qa(
         finally:
             store.add_many(
                 [(t.subject, t.relation, t.object, t.source) for t in facts],
-                kind="import", description="eval: put back",
+                kind="import",
+                description="eval: put back",
             )
-        results.append(QuestionResult(
-            q, with_memory, without, removed,
-            correct=contains_any(with_memory.text, q.answers) is not None,
-            correct_no_memory=contains_any(without.text, q.answers) is not None,
-            correct_read=asks_for(with_memory, q),
-            asserts=asserted_entity(removed.text, q),
-            abstains=bool(ABSTAIN.search(removed.text)),
-        ))
+        results.append(
+            QuestionResult(
+                q,
+                with_memory,
+                without,
+                removed,
+                correct=contains_any(with_memory.text, q.answers) is not None,
+                correct_no_memory=contains_any(without.text, q.answers) is not None,
+                correct_read=asks_for(with_memory, q),
+                asserts=asserted_entity(removed.text, q),
+                abstains=bool(ABSTAIN.search(removed.text)),
+            )
+        )
         if progress is not None:
             progress(len(results))
     return QAReport(results, len(everything), triples, clock() - started)

@@ -45,8 +45,10 @@ class SentenceResult:
             "sentence": self.sentence,
             "predicted": [[t.subject, t.relation, t.object] for t in self.predicted],
             "gold": [list(g) for g in self.gold],
-            "correct": [[t.subject, t.relation, t.object]
-                        for t in (self.predicted[i] for i, _ in self.matched)],
+            "correct": [
+                [t.subject, t.relation, t.object]
+                for t in (self.predicted[i] for i, _ in self.matched)
+            ],
             "failures": self.failures,
         }
 
@@ -108,8 +110,11 @@ class WriteReport:
         ]
 
     def as_dict(self) -> dict:
-        return {"mode": "write", "figures": self.figures(),
-                "sentences": [s.as_dict() for s in self.sentences]}
+        return {
+            "mode": "write",
+            "figures": self.figures(),
+            "sentences": [s.as_dict() for s in self.sentences],
+        }
 
 
 def matches(doc: Document, triple: Triple, fact: LabelledFact) -> bool:
@@ -157,11 +162,16 @@ def evaluate_write(
                 failures.append(str(outcome.error))
             gold = doc.write_gold(i)
             matched = match_triples(doc, predicted, gold)
-            results.append(SentenceResult(
-                doc.index, i, predicted,
-                [(_name(doc, f.head), f.relation, _name(doc, f.tail)) for f in gold],
-                matched, failures,
-            ))
+            results.append(
+                SentenceResult(
+                    doc.index,
+                    i,
+                    predicted,
+                    [(_name(doc, f.head), f.relation, _name(doc, f.tail)) for f in gold],
+                    matched,
+                    failures,
+                )
+            )
             if progress is not None:
                 progress(len(results))
     return WriteReport(results, clock() - started)

@@ -72,8 +72,14 @@ Every write is one batch that memory_undo can revert."""
 # memory_undo (a batch of any size) and memory_ingest (the model) keep to worker
 # threads, where SQLite's long statements let the loop serve other calls meanwhile.
 QUICK = frozenset(
-    {"memory_facts", "memory_add", "memory_add_many", "memory_supersede", "memory_edit",
-     "memory_remove"}
+    {
+        "memory_facts",
+        "memory_add",
+        "memory_add_many",
+        "memory_supersede",
+        "memory_edit",
+        "memory_remove",
+    }
 )
 QUICK_ROWS = 50
 READ_TOOLS = frozenset({"memory_search", "memory_facts", "memory_history"})
@@ -293,18 +299,14 @@ class MemoryServer:
             if rows <= QUICK_ROWS:
                 result = self._quick(name, fn, args, kwargs)
             if result is _LOCKED:
-                result = await self._in_pool(
-                    self._pool, lambda: fn(self.store(), *args, **kwargs)
-                )
+                result = await self._in_pool(self._pool, lambda: fn(self.store(), *args, **kwargs))
         except MemcliError as exc:
             log.info("%s refused in %.1f ms: %s", name, _ms(started), exc)
             return _tool_error(str(exc))
         _log_slow(name, started)
         return tool_result(result)
 
-    def _quick(
-        self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
-    ) -> Any:
+    def _quick(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
         """A QUICK tool's result, computed right here on the loop's thread; _LOCKED when
         that would mean waiting for SQLite's lock (nothing was changed: a write runs in
         one transaction, begun before the tool, and a busy read changed nothing).
@@ -396,7 +398,9 @@ class MemoryServer:
         ]
         if not self.read_only:
             adds = ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+                read_only_hint=False,
+                destructive_hint=False,
+                idempotent_hint=True,
                 open_world_hint=False,
             )
             changes = ToolAnnotations(
@@ -586,9 +590,7 @@ class MemoryServer:
         id: Annotated[int, Field(description="The fact that is no longer current.")],
         object: Annotated[str, Field(description="The new value that replaces its object.")],
         ctx: Context,
-        source: Annotated[
-            str | None, Field(description="Where the new value comes from.")
-        ] = None,
+        source: Annotated[str | None, Field(description="Where the new value comes from.")] = None,
     ) -> AddResult:
         """Record that a fact changed: a new fact with the same subject and relation and
         the new object becomes current; the old one is kept as history (not deleted).

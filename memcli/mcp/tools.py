@@ -122,7 +122,6 @@ def search_facts(store: TripleStore, query: str, limit: int = 10) -> list[tuple[
     return best[:limit]
 
 
-
 def search(store: TripleStore, query: str, limit: int = 10) -> dict[str, Any]:
     if not query.strip():
         raise UsageError("the query is empty")
@@ -274,8 +273,10 @@ def add_many(
             )
         except UsageError as exc:
             raise UsageError(f"facts[{index}]: {exc}; memory unchanged") from None
-    label = f"{actor}: add {len(checked)} facts" if len(checked) > 1 else (
-        f"{actor}: add {_shown(checked[0][:3])}"
+    label = (
+        f"{actor}: add {len(checked)} facts"
+        if len(checked) > 1
+        else (f"{actor}: add {_shown(checked[0][:3])}")
     )
     try:
         batch_id, created = store.add_many(checked, "add", label, new_relation=new_relation)

@@ -206,12 +206,12 @@ def writes(session: Session, args: str) -> None:
     if last.stored:
         session.view.facts(last.stored)
         if last.undone:
-            session.view.note(f"(undone: turn {last.number}'s batch {last.batch_id} "
-                              "was reverted)")
+            session.view.note(f"(undone: turn {last.number}'s batch {last.batch_id} was reverted)")
     else:
         session.view.note(f"turn {last.number} stored nothing")
-    stored = {(names.key(t.subject), names.key(t.relation), names.key(t.object))
-              for t in last.stored}
+    stored = {
+        (names.key(t.subject), names.key(t.relation), names.key(t.object)) for t in last.stored
+    }
     known = [p for p in last.accepted if p.key() not in stored]
     for p in known:
         session.view.note(f"already in memory: {p.line()}")
@@ -260,8 +260,12 @@ def mem_(session: Session, args: str) -> None:
     mem.run(session, args)
 
 
-@command("export", "Save this conversation (with its memory calls and facts) to FILE: "
-         "Markdown, or JSON lines for .jsonl/.json.", usage="/export FILE")
+@command(
+    "export",
+    "Save this conversation (with its memory calls and facts) to FILE: "
+    "Markdown, or JSON lines for .jsonl/.json.",
+    usage="/export FILE",
+)
 def export(session: Session, args: str) -> None:
     if not args:
         raise UsageError("/export needs a file name (memory itself: /mem export -o FILE)")
@@ -302,19 +306,25 @@ def _turn_json(turn: Any) -> dict:
 
 def _markdown(session: Session, turns: list) -> str:
     conversation = session.conversation
-    out = [f"# memcli chat {conversation.session_id}", "",
-           f"model: {session.engines.label}", ""]
+    out = [f"# memcli chat {conversation.session_id}", "", f"model: {session.engines.label}", ""]
     for t in turns:
-        out += [f"## Turn {t.number}", "", f"**You:** {t.message}", "",
-                f"**Assistant:** {t.raw or t.answer}", ""]
+        out += [
+            f"## Turn {t.number}",
+            "",
+            f"**You:** {t.message}",
+            "",
+            f"**Assistant:** {t.raw or t.answer}",
+            "",
+        ]
         for call in t.write_calls:
             out.append(f"- write: `{call}`")
         for f in t.facts_read:
-            out.append(f"- read #{f.id}: {fact_text(f.subject, f.relation, f.object)} "
-                       f"({f.source})")
+            out.append(f"- read #{f.id}: {fact_text(f.subject, f.relation, f.object)} ({f.source})")
         for s in t.stored:
-            out.append(f"- stored #{s.id}: {fact_text(s.subject, s.relation, s.object)}"
-                       + (" (undone)" if t.undone else ""))
+            out.append(
+                f"- stored #{s.id}: {fact_text(s.subject, s.relation, s.object)}"
+                + (" (undone)" if t.undone else "")
+            )
         out.append("")
     return "\n".join(out)
 
@@ -322,27 +332,47 @@ def _markdown(session: Session, turns: list) -> str:
 # -- toggles ------------------------------------------------------------------------------
 
 
-@command("memory", "Read and write memory (on), or chat without it (off).",
-         usage="/memory on|off", choices=("on", "off"))
+@command(
+    "memory",
+    "Read and write memory (on), or chat without it (off).",
+    usage="/memory on|off",
+    choices=("on", "off"),
+)
 def memory(session: Session, args: str) -> None:
     conversation = session.conversation
     conversation.memory = _on_off(args, "memory", conversation.memory)
-    state = "on: answers read memory, stated facts are written" if conversation.memory else (
-        "off: no reads, no writes")
+    state = (
+        "on: answers read memory, stated facts are written"
+        if conversation.memory
+        else ("off: no reads, no writes")
+    )
     session.view.note(f"memory {state}")
 
 
-@command("approve", "Ask before storing each proposed fact (on) or store them (off).",
-         usage="/approve on|off", choices=("on", "off"))
+@command(
+    "approve",
+    "Ask before storing each proposed fact (on) or store them (off).",
+    usage="/approve on|off",
+    choices=("on", "off"),
+)
 def approve(session: Session, args: str) -> None:
     conversation = session.conversation
     conversation.approve = _on_off(args, "approve", conversation.approve)
-    session.view.note("approval " + ("on: each proposed fact is shown for yes/no/edit"
-                                     if conversation.approve else "off: facts are stored"))
+    session.view.note(
+        "approval "
+        + (
+            "on: each proposed fact is shown for yes/no/edit"
+            if conversation.approve
+            else "off: facts are stored"
+        )
+    )
 
 
-@command("model", "Show the model, or switch to another (a file or registry name).",
-         usage="/model [NAME]")
+@command(
+    "model",
+    "Show the model, or switch to another (a file or registry name).",
+    usage="/model [NAME]",
+)
 def model(session: Session, args: str) -> None:
     if args:
         session.switch_model(args)
@@ -356,5 +386,4 @@ def model(session: Session, args: str) -> None:
 def clear(session: Session, args: str) -> None:
     session.conversation.clear()
     count = session.store.count()
-    session.view.note(f"context cleared; memory keeps its {count} fact"
-                      f"{'s' if count != 1 else ''}")
+    session.view.note(f"context cleared; memory keeps its {count} fact{'s' if count != 1 else ''}")

@@ -76,8 +76,9 @@ class ChatCompleter(Completer):
         if not before:
             for sub in sorted(group.commands):
                 if sub.startswith(token):
-                    yield Completion(sub, -len(token),
-                                     display_meta=group.commands[sub].get_short_help_str(40))
+                    yield Completion(
+                        sub, -len(token), display_meta=group.commands[sub].get_short_help_str(40)
+                    )
             return
         sub = group.commands.get(before[0])
         if token.startswith("-") and sub is not None:

@@ -208,9 +208,7 @@ class Conversation:
 
     # -- a turn -------------------------------------------------------------------------
 
-    def run_turn(
-        self, message: str, view: View, review: Reviewer | None = None
-    ) -> TurnRecord:
+    def run_turn(self, message: str, view: View, review: Reviewer | None = None) -> TurnRecord:
         record = TurnRecord(len(self.turns) + 1, message)
         self.turns.append(record)
         mark = self.store.revision()
@@ -278,8 +276,11 @@ class Conversation:
             yield Text(NOT_FROM_MEMORY + " ")
             for event in events:  # the answer is marked as the model's own
                 if isinstance(event, Done):
-                    event = dataclasses.replace(event, text=f"{NOT_FROM_MEMORY} {event.text}",
-                                                raw=f"{NOT_FROM_MEMORY} {event.raw}")
+                    event = dataclasses.replace(
+                        event,
+                        text=f"{NOT_FROM_MEMORY} {event.text}",
+                        raw=f"{NOT_FROM_MEMORY} {event.raw}",
+                    )
                 yield event
             return
         for question in plan.questions:
@@ -312,7 +313,8 @@ class Conversation:
         engine, self._chat_engine = self._chat_engine, None
         if engine is not None and self.chat_factory is not None:
             close = getattr(engine, "close", None) or getattr(
-                getattr(engine, "backend", None), "close", None)
+                getattr(engine, "backend", None), "close", None
+            )
             if close is not None:
                 close()
 
@@ -324,8 +326,10 @@ class Conversation:
         history: list[dict[str, str]] = []
         for turn in self.turns:
             if turn is not record and turn.status == "done" and turn.chatted:
-                history += [{"role": "user", "content": turn.message},
-                            {"role": "assistant", "content": turn.answer}]
+                history += [
+                    {"role": "user", "content": turn.message},
+                    {"role": "assistant", "content": turn.answer},
+                ]
         return [*history[-8:], {"role": "user", "content": record.message}]
 
     def _extract(self, record: TurnRecord, view: View, plan: TurnPlan) -> None:
@@ -340,37 +344,58 @@ class Conversation:
         for sentence in plan.statements:
             view.begin()
             call: list[str] = []
-            for event in engine.write(sentence.resolved, context,
-                                      source=self.source(record.number), dry_run=True,
-                                      entities=self.context.entities()):
+            for event in engine.write(
+                sentence.resolved,
+                context,
+                source=self.source(record.number),
+                dry_run=True,
+                entities=self.context.entities(),
+            ):
                 view.show(event)
                 if isinstance(event, CallText) and event.kind == "write":
                     call.append(event.text)
                 if isinstance(event, WriteDone):
                     triples, skipped = writing.checked_triples(
-                        sentence.resolved, [(t.subject, t.relation, t.object)
-                                            for t in event.triples], relations,
-                        people=sentence.people, new_relations=new_relations)
+                        sentence.resolved,
+                        [(t.subject, t.relation, t.object) for t in event.triples],
+                        relations,
+                        people=sentence.people,
+                        new_relations=new_relations,
+                    )
                     if not new_relations:
-                        skipped = [f"{why} (--new-relations or /approve on proposes a new "
-                                   "relation)" if why.startswith(writing.NO_RELATION) else why
-                                   for why in skipped]
+                        skipped = [
+                            f"{why} (--new-relations or /approve on proposes a new relation)"
+                            if why.startswith(writing.NO_RELATION)
+                            else why
+                            for why in skipped
+                        ]
                     record.skipped += skipped
-                    wrote = {(names.key(t.subject), names.key(t.object)): t.relation
-                             for t in event.triples}
+                    wrote = {
+                        (names.key(t.subject), names.key(t.object)): t.relation
+                        for t in event.triples
+                    }
                     for subject, relation, obj in triples:
                         said = wrote.get((names.key(subject), names.key(obj))) or wrote.get(
-                            (names.key(obj), names.key(subject)))
+                            (names.key(obj), names.key(subject))
+                        )
                         new = names.key(relation) not in known
                         if new:
-                            view.note("no known relation fits: proposing a new one, "
-                                      f"{fact_text(subject, relation, obj)}")
+                            view.note(
+                                "no known relation fits: proposing a new one, "
+                                f"{fact_text(subject, relation, obj)}"
+                            )
                         elif said is None:
                             view.note(f"from the wording: {fact_text(subject, relation, obj)}")
                         elif names.key(said) != names.key(relation):
                             view.note(f"relation by meaning: {said} → {relation}")
-                        proposal = Proposal(subject, relation, obj, sentence.text,
-                                            update=sentence.update, new_relation=new)
+                        proposal = Proposal(
+                            subject,
+                            relation,
+                            obj,
+                            sentence.text,
+                            update=sentence.update,
+                            new_relation=new,
+                        )
                         if proposal.key() not in seen:
                             seen.add(proposal.key())
                             record.proposals.append(proposal)
@@ -402,8 +427,11 @@ class Conversation:
             text = writing.acknowledge(stored, replaced, [*reasons, *record.skipped])
         if plan.introductions:
             name = plan.introductions[-1].resolved
-            moved = (f" What you told me about yourself ({_count(record.renamed)}) is now "
-                     f"under {name}." if record.renamed else "")
+            moved = (
+                f" What you told me about yourself ({_count(record.renamed)}) is now under {name}."
+                if record.renamed
+                else ""
+            )
             text = f"Nice to meet you, {name}.{moved} {text}".strip()
         view.begin()
         view.show(Text(text))
@@ -420,12 +448,14 @@ class Conversation:
         rows = []
         for p in record.accepted:
             try:
-                rows.append((
-                    check_name(p.subject, "subject"),
-                    check_name(p.relation, "relation"),
-                    check_name(p.object, "object"),
-                    self.source(record.number),
-                ))
+                rows.append(
+                    (
+                        check_name(p.subject, "subject"),
+                        check_name(p.relation, "relation"),
+                        check_name(p.object, "object"),
+                        self.source(record.number),
+                    )
+                )
             except Exception as exc:  # a span no name may be: skip it, keep the rest
                 view.note(f"skipped {p.line()}: {exc}")
         if not rows:
@@ -447,14 +477,13 @@ class Conversation:
                 continue
             for old in self.store.current_objects(fact.subject, fact.relation):
                 if old.id != fact.id and old.id not in {t.id for t in created}:
-                    result = self.store.supersede(old.id, object=fact.object,
-                                                  source=self.source(record.number))
+                    result = self.store.supersede(
+                        old.id, object=fact.object, source=self.source(record.number)
+                    )
                     record.superseded += [t for t in result.superseded if t.id == old.id]
                     record.extra_batches.append(self.store.revision())
         if record.extra_batches:
-            record.superseded = [
-                self.store.get(t.id) for t in record.superseded
-            ]
+            record.superseded = [self.store.get(t.id) for t in record.superseded]
 
     def _name_the_user(self, record: TurnRecord, view: View, before: str | None) -> None:
         """After "My name is Ayla Brandt.", the facts this chat stored about "the user"
@@ -465,14 +494,18 @@ class Conversation:
             return
         mine = f"chat {self.session_id} turn "
         user = names.key(writing.USER)
-        found = {f.id: f for f in [*self.store.find(subject=writing.USER),
-                                   *self.store.find(object=writing.USER)]
-                 if f.source.startswith(mine)}
+        found = {
+            f.id: f
+            for f in [*self.store.find(subject=writing.USER), *self.store.find(object=writing.USER)]
+            if f.source.startswith(mine)
+        }
         for fact in found.values():
             try:
-                self.store.edit(fact.id,
-                                subject=name if names.key(fact.subject) == user else None,
-                                object=name if names.key(fact.object) == user else None)
+                self.store.edit(
+                    fact.id,
+                    subject=name if names.key(fact.subject) == user else None,
+                    object=name if names.key(fact.object) == user else None,
+                )
             except MemcliError as exc:  # memory already states it of the name
                 view.note(f"kept {fact_text(fact.subject, fact.relation, fact.object)}: {exc}")
                 continue
@@ -504,8 +537,10 @@ class Conversation:
         for batch in self.store.log(limit=50):
             if batch.id <= mark:
                 break
-            if batch.kind == BATCH_KIND and batch.undone_by is None and (
-                batch.description.startswith(prefix)
+            if (
+                batch.kind == BATCH_KIND
+                and batch.undone_by is None
+                and (batch.description.startswith(prefix))
             ):
                 self.store.undo(batch.id)
         record.batch_id, record.stored = None, []
@@ -540,8 +575,13 @@ def base_engine_factory(engines: Any, store: TripleStore) -> Callable[[], Engine
         answering = engines.answering()
         if getattr(answering, "config", None) is not None and answering.config.few_shot:
             return answering  # no adapter: the answering engine is the base model
-        return load_engine(store, model=options.get("model"), no_adapter=True,
-                           threads=options.get("threads"), n_ctx=2048)
+        return load_engine(
+            store,
+            model=options.get("model"),
+            no_adapter=True,
+            threads=options.get("threads"),
+            n_ctx=2048,
+        )
 
     return make
 
@@ -551,6 +591,8 @@ NOTHING_IN_MEMORY = "I have nothing about that in memory."  # = reading.NOTHING_
 
 def _count(n: int) -> str:
     return f"{n} fact" if n == 1 else f"{n} facts"
+
+
 NOT_FROM_MEMORY = "(not from memory)"
 
 
@@ -560,4 +602,3 @@ def _visible(event: object, view: View) -> bool:
     if isinstance(event, CallText):
         return not view.hide_calls
     return isinstance(event, ReadDone | CallFailed) and view.hide_calls
-

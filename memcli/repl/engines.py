@@ -71,8 +71,9 @@ class _Slot:
 class StaticEngines:
     """Engines that are already there (tests, benches); one engine may do both jobs."""
 
-    def __init__(self, engine: Engine, write_engine: Engine | None = None,
-                 label: str | None = None):
+    def __init__(
+        self, engine: Engine, write_engine: Engine | None = None, label: str | None = None
+    ):
         self._engine = engine
         self._writer = write_engine or engine
         self.label = label or engine.label
@@ -120,7 +121,10 @@ class BackgroundEngines:
     ):
         self.store = store
         self.options: dict[str, Any] = {
-            "engine": engine, "model": model, "adapter": adapter, "no_adapter": no_adapter,
+            "engine": engine,
+            "model": model,
+            "adapter": adapter,
+            "no_adapter": no_adapter,
             "threads": threads,
         }
         self.separate_writer = separate_writer

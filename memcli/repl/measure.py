@@ -109,8 +109,15 @@ def measure_startup(
         pass
     environment = {**os.environ, **(env or {}), "TERM": "xterm-256color"}
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=environment,
-                            close_fds=True, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=environment,
+        close_fds=True,
+        start_new_session=True,
+    )
     os.close(child)
     seen = b""
     result: dict[str, float] = {}
@@ -118,7 +125,7 @@ def measure_startup(
     def read_until(marker: bytes, after: bytes = b"") -> float:
         nonlocal seen
         deadline = started + timeout
-        while marker not in seen[seen.find(after) if after else 0:] or after not in seen:
+        while marker not in seen[seen.find(after) if after else 0 :] or after not in seen:
             left = deadline - time.perf_counter()
             if left <= 0 or proc.poll() is not None:
                 raise TimeoutError(f"no {marker!r} from memcli chat; saw {seen[-300:]!r}")
@@ -160,15 +167,19 @@ def main(args: Any = None) -> None:
 
     with tempfile.TemporaryDirectory() as home:
         startup = measure_startup(env={"MEMCLI_HOME": home})
-        print(f"start-up: prompt (model loaded) after {startup['prompt_s']:.2f} s, "
-              f"warm after {startup['warm_s']:.2f} s")
+        print(
+            f"start-up: prompt (model loaded) after {startup['prompt_s']:.2f} s, "
+            f"warm after {startup['warm_s']:.2f} s"
+        )
         with TripleStore(os.path.join(home, "memory.db")) as store:
             store.add("Lake Geneva", "country", "France")
             engine = load_engine(store)
             plain = measure_first_char(engine, "Tell me something about rivers.")
             read = measure_first_char(engine, "Which country is Lake Geneva in?")
-        print(f"first character (warm): {plain * 1000:.0f} ms; "
-              f"with a read of memory: {read * 1000:.0f} ms")
+        print(
+            f"first character (warm): {plain * 1000:.0f} ms; "
+            f"with a read of memory: {read * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -127,8 +127,9 @@ def run(session: MemSession, args: str) -> None:
     if parsed.get_parameter_source("db") != click.core.ParameterSource.COMMANDLINE:
         db = None  # MEMCLI_DB, say: the chat's memory is the one meant
     if name == "restore" and not (values["merge"] or values["yes"]):
-        raise UsageError("/mem restore replaces all of memory: add --yes (or --merge); "
-                         "/mem undo takes it back")
+        raise UsageError(
+            "/mem restore replaces all of memory: add --yes (or --merge); /mem undo takes it back"
+        )
     if "-" in (values.get("file"), values.get("snapshot")):
         raise UsageError(f"/mem {name}: - is the chat's own input; give a file")
     out = ViewOutput(session.view)

@@ -191,8 +191,7 @@ class TurnView:
             self._read_done(event)
         elif isinstance(event, WriteDone):
             if self.hide_calls and event.triples:
-                lines = "; ".join(fact_text(t.subject, t.relation, t.object)
-                                  for t in event.triples)
+                lines = "; ".join(fact_text(t.subject, t.relation, t.object) for t in event.triples)
                 self._marker(f"[write: {lines}]")
         elif isinstance(event, CallFailed):
             self._marker(f"[memory call failed: {event.message}]")
@@ -215,13 +214,20 @@ class TurnView:
 
     def note(self, message: str) -> None:
         self.stream.finish()
-        self.err_console.print(Text(printable(message, keep_newlines=True), NOTE_STYLE),
-                               soft_wrap=True, highlight=False)
+        self.err_console.print(
+            Text(printable(message, keep_newlines=True), NOTE_STYLE),
+            soft_wrap=True,
+            highlight=False,
+        )
 
     def error(self, message: str) -> None:
         self.stream.finish()
-        self.err_console.print(Text(f"error: {printable(message)}", ERROR_STYLE), soft_wrap=False,
-                               highlight=False, overflow="fold")
+        self.err_console.print(
+            Text(f"error: {printable(message)}", ERROR_STYLE),
+            soft_wrap=False,
+            highlight=False,
+            overflow="fold",
+        )
 
     def text(self, message: str) -> None:
         """Plain output (command results) on the main console, as is."""
@@ -247,8 +253,10 @@ class TurnView:
                 self.note("nothing stored")
             return
         if not record.stored:
-            self.note("nothing new to store: memory already holds "
-                      + ("it" if len(record.accepted) == 1 else "them"))
+            self.note(
+                "nothing new to store: memory already holds "
+                + ("it" if len(record.accepted) == 1 else "them")
+            )
             return
         new_ids = {t.id: t for t in record.stored}
         for old in record.superseded:
@@ -277,5 +285,8 @@ class TurnView:
             self.console.print(line, highlight=False, overflow="fold")
             if with_source:
                 added = t.created_at[:16].replace("T", " ")
-                self.console.print(Text(printable(f"   {t.source} · added {added}"), NOTE_STYLE),
-                                   highlight=False, overflow="fold")
+                self.console.print(
+                    Text(printable(f"   {t.source} · added {added}"), NOTE_STYLE),
+                    highlight=False,
+                    overflow="fold",
+                )

@@ -132,7 +132,7 @@ class ChatSession:
                 if answer in ("", "y", "yes"):
                     accepted.append(proposal)
                 elif answer in ("a", "all"):
-                    return accepted + proposals[index - 1:]
+                    return accepted + proposals[index - 1 :]
                 elif answer in ("q", "quit"):
                     return accepted
                 elif answer in ("e", "edit"):
@@ -152,14 +152,18 @@ class ChatSession:
             if not text:
                 return None
             try:
-                edited = self.parse_fact(text, proposal.sentence, new_relation=(
-                    proposal.relation if proposal.new_relation else None))
+                edited = self.parse_fact(
+                    text,
+                    proposal.sentence,
+                    new_relation=(proposal.relation if proposal.new_relation else None),
+                )
                 return replace(edited, edited_from=proposal.line())
             except MemcliError as exc:
                 self.view.error(str(exc))
 
-    def parse_fact(self, text: str, sentence: str = "",
-                   new_relation: str | None = None) -> Proposal:
+    def parse_fact(
+        self, text: str, sentence: str = "", new_relation: str | None = None
+    ) -> Proposal:
         """A fact the person typed; its relation must be known, or be `new_relation` (the
         new one proposed for the fact being edited)."""
         parts = [p.strip() for p in text.split(SEP)]
@@ -169,8 +173,11 @@ class ChatSession:
         relation = check_name(parts[1], "relation")
         obj = check_name(parts[2], "object")
         known = names.key(relation) in self.store.relation_keys()
-        if not known and new_relation is not None and names.key(relation) == names.key(
-                new_relation):
+        if (
+            not known
+            and new_relation is not None
+            and names.key(relation) == names.key(new_relation)
+        ):
             return Proposal(subject, relation, obj, sentence, new_relation=True)
         if not known:
             hint = self.store.suggest_relations(relation)
@@ -203,8 +210,12 @@ class ChatSession:
 
         opts = self.options
         fresh = BackgroundEngines(
-            self.store, engine=opts.engine, model=spec, adapter=opts.adapter,
-            no_adapter=opts.no_adapter, threads=opts.threads,
+            self.store,
+            engine=opts.engine,
+            model=spec,
+            adapter=opts.adapter,
+            no_adapter=opts.no_adapter,
+            threads=opts.threads,
         )
         try:
             fresh.answering()
@@ -325,11 +336,21 @@ def run_chat(options: ChatOptions) -> int:
     interactive = not options.execute and sys.stdin.isatty() and sys.stdout.isatty()
     store = TripleStore(options.db)
     engines = BackgroundEngines(
-        store, engine=options.engine, model=options.model, adapter=options.adapter,
-        no_adapter=options.no_adapter, threads=options.threads,
+        store,
+        engine=options.engine,
+        model=options.model,
+        adapter=options.adapter,
+        no_adapter=options.no_adapter,
+        threads=options.threads,
     )
-    conversation = Conversation(engines, store, memory=options.memory, approve=options.approve,
-                                new_relations=options.new_relations, user=options.user)
+    conversation = Conversation(
+        engines,
+        store,
+        memory=options.memory,
+        approve=options.approve,
+        new_relations=options.new_relations,
+        user=options.user,
+    )
     from memcli.repl.conversation import base_engine_factory
 
     conversation.chat_factory = base_engine_factory(engines, store)
@@ -339,13 +360,23 @@ def run_chat(options: ChatOptions) -> int:
             view = TurnView(console, hide_calls=options.hide_calls)
             session = ChatSession(conversation, view, options=options)
             count = session.memory_size
-            session.banner = (f"memcli chat · {count} fact{'s' if count != 1 else ''} in "
-                              f"{store.path} · /help · Ctrl-D leaves")
+            session.banner = (
+                f"memcli chat · {count} fact{'s' if count != 1 else ''} in "
+                f"{store.path} · /help · Ctrl-D leaves"
+            )
             return session.run()
-        plain: dict[str, Any] = {"highlight": False, "color_system": None,
-                                 "force_terminal": False, "soft_wrap": True}
-        view = TurnView(Console(file=sys.stdout, **plain), Console(file=sys.stderr, **plain),
-                        hide_calls=options.hide_calls, wrap=False)
+        plain: dict[str, Any] = {
+            "highlight": False,
+            "color_system": None,
+            "force_terminal": False,
+            "soft_wrap": True,
+        }
+        view = TurnView(
+            Console(file=sys.stdout, **plain),
+            Console(file=sys.stderr, **plain),
+            hide_calls=options.hide_calls,
+            wrap=False,
+        )
         session = ChatSession(conversation, view, options=options)
         lines: Iterable[str] = options.execute or sys.stdin
         return session.run_lines(lines)

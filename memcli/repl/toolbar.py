@@ -21,6 +21,7 @@ class Session(Protocol):
     @property
     def view(self) -> TurnView: ...
 
+
 SEPARATOR = " │ "
 
 
@@ -37,8 +38,11 @@ def toolbar_parts(session: Session) -> list[str]:
         model = engines.label
     conversation = session.conversation
     facts = session.memory_size
-    parts = [model, f"memory {facts} fact{'s' if facts != 1 else ''}"
-             + ("" if conversation.memory else " (off)")]
+    parts = [
+        model,
+        f"memory {facts} fact{'s' if facts != 1 else ''}"
+        + ("" if conversation.memory else " (off)"),
+    ]
     last = conversation.turns[-1] if conversation.turns else None
     if last is not None and last.status == "done":
         reads, wrote = len(last.facts_read), len(last.stored)

@@ -186,7 +186,10 @@ class Sequences(Protocol):
     def decode(self) -> None: ...
 
     def sample(
-        self, slot: int, allowed: Mask | None = None, temperature: float = 0.0,
+        self,
+        slot: int,
+        allowed: Mask | None = None,
+        temperature: float = 0.0,
         top_p: float = 1.0,
     ) -> int: ...
 

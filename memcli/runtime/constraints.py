@@ -66,7 +66,8 @@ def lark_literal(text: str) -> str:
 # The protocol's delimiters as they appear in a grammar (Lark and GBNF both read JSON
 # strings) and in the bytes of a call being decoded.
 LIT_SEP, LIT_ITEM, LIT_READ_END, LIT_CLOSE = (
-    lark_literal(d) for d in (protocol.SEP, protocol.ITEM_SEP, protocol.READ_END, protocol.CLOSE))
+    lark_literal(d) for d in (protocol.SEP, protocol.ITEM_SEP, protocol.READ_END, protocol.CLOSE)
+)
 _SEP_BYTES, _ITEM_BYTES = protocol.SEP.encode(), protocol.ITEM_SEP.encode()
 _CLOSE_START = protocol.CLOSE[:1].encode()  # an object ends at `;` or at the `}` of `})`
 
@@ -225,7 +226,11 @@ class ConstrainedDecoder:
         return self._command("read", template.deep_copy(), head)
 
     def start_write(
-        self, sentence: str, relations: Sequence[str], *, head: str = "",
+        self,
+        sentence: str,
+        relations: Sequence[str],
+        *,
+        head: str = "",
         entities: Sequence[str] = (),
     ) -> Command:
         """A write body (after `({MEM_WRITE-->`) whose entities are spans of `sentence`

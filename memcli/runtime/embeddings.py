@@ -90,8 +90,9 @@ class Embedder:
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_suffix(".tmp.npz")
             texts = list(self._kept)
-            np.savez(temporary, texts=np.array(texts), vectors=np.stack(
-                [self._kept[t] for t in texts]))
+            np.savez(
+                temporary, texts=np.array(texts), vectors=np.stack([self._kept[t] for t in texts])
+            )
             temporary.replace(target)
         except OSError:
             pass  # a cache: without it the names are embedded again next time
@@ -170,8 +171,11 @@ class Embedder:
 
 
 def rank_relations(
-    question: str, relations: Sequence[str], embedder: Embedder | None = None,
-    *, glosses: bool = False,
+    question: str,
+    relations: Sequence[str],
+    embedder: Embedder | None = None,
+    *,
+    glosses: bool = False,
 ) -> list[tuple[str, float]]:
     """All `relations` by similarity of their names' meaning to `question`, best first.
     With `glosses`, a relation scores the better of its name and its gloss
@@ -182,12 +186,12 @@ def rank_relations(
 
     embedder = embedder or shared_embedder()
     relations = list(relations)
-    scores = embedder.similarity(question, [relation_text(r) for r in relations],
-                                 keep_others=True)
+    scores = embedder.similarity(question, [relation_text(r) for r in relations], keep_others=True)
     glossed = [i for i, r in enumerate(relations) if glosses and r in GLOSSES]
     if glossed:  # a relation is as close as the closer of its name and its gloss
-        by_gloss = embedder.similarity(question, [GLOSSES[relations[i]] for i in glossed],
-                                       keep_others=True)
+        by_gloss = embedder.similarity(
+            question, [GLOSSES[relations[i]] for i in glossed], keep_others=True
+        )
         scores = scores.copy()
         scores[glossed] = np.maximum(scores[glossed], by_gloss)
     order = sorted(range(len(relations)), key=lambda i: -float(scores[i]))

@@ -274,8 +274,9 @@ class MemoryEngine(MemoryLogic):
         return info
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(kind="local", constraint="masks", logprobs=True,
-                            chat_template="the model file")
+        return Capabilities(
+            kind="local", constraint="masks", logprobs=True, chat_template="the model file"
+        )
 
     def sharing(self, backend: Backend) -> MemoryEngine:
         """Another engine on `backend` (a second context of the same model) with this
@@ -365,9 +366,11 @@ class MemoryEngine(MemoryLogic):
                     # Offered names: the whole of a small memory, else those the
                     # conversation names (`read_scope`: the cost follows the conversation).
                     said = " ".join([*(m["content"] for m in history), *turn.text])
-                    entities, version = read_scope.read_entities(
-                        self.store, said, self.mentioned_entities
-                    ) if self.store is not None else ([], None)
+                    entities, version = (
+                        read_scope.read_entities(self.store, said, self.mentioned_entities)
+                        if self.store is not None
+                        else ([], None)
+                    )
                     cmd, events = self._open_read(
                         turn, forced=False, piece=opened, entities=entities, version=version
                     )
@@ -509,8 +512,9 @@ class MemoryEngine(MemoryLogic):
             backend.eval([token])
             call.accept(token, backend.token_bytes(token))
             yield from call.take_events()
-        written = self.finish_write(call.parsed, call.closed, sentence, source=source,
-                                    dry_run=dry_run)
+        written = self.finish_write(
+            call.parsed, call.closed, sentence, source=source, dry_run=dry_run
+        )
         elapsed = time.perf_counter() - started
         yield written
         yield Timing(

@@ -44,8 +44,9 @@ GLOSSES: dict[str, str] = {
     "league": "the league in which the team or player plays",
     "publisher": "the organization responsible for publishing books, periodicals or games",
     "owned by": "the owner of the subject",
-    "located in the administrative territorial entity":
-        "the administrative area (region, province, municipality) the item is located in",
+    "located in the administrative territorial entity": (
+        "the administrative area (region, province, municipality) the item is located in"
+    ),
     "genre": "the genre of a creative work or an artist's field of work",
     "operator": "the person or organization that operates the equipment, facility or service",
     "religion": "the religion of a person or organization",
@@ -88,33 +89,73 @@ GLOSSES: dict[str, str] = {
 
 
 # Relations whose subject Wikidata constrains to people (subject type: human).
-HUMAN_RELATIONS = frozenset({
-    "residence", "employer", "educated at", "spouse", "sibling", "child", "father",
-    "mother", "languages spoken, written or signed", "record label", "member of sports team",
-    "place of birth", "place of death", "date of birth", "date of death",
-    "country of citizenship", "work location", "member of political party", "position held",
-    "religion", "ethnic group", "notable work", "award received", "military branch",
-})
+HUMAN_RELATIONS = frozenset(
+    {
+        "residence",
+        "employer",
+        "educated at",
+        "spouse",
+        "sibling",
+        "child",
+        "father",
+        "mother",
+        "languages spoken, written or signed",
+        "record label",
+        "member of sports team",
+        "place of birth",
+        "place of death",
+        "date of birth",
+        "date of death",
+        "country of citizenship",
+        "work location",
+        "member of political party",
+        "position held",
+        "religion",
+        "ethnic group",
+        "notable work",
+        "award received",
+        "military branch",
+    }
+)
 
 _PLACE = "a city, town or place"
 PERSON_VALUE = _PERSON = "a person's name"
 VALUE_TYPES: dict[str, str] = {
-    "residence": _PLACE, "place of birth": _PLACE, "place of death": _PLACE,
-    "work location": _PLACE, "country of citizenship": "a country",
-    "employer": "a company or organization", "record label": "a record label",
-    "educated at": "a school or university", "member of sports team": "a sports team",
+    "residence": _PLACE,
+    "place of birth": _PLACE,
+    "place of death": _PLACE,
+    "work location": _PLACE,
+    "country of citizenship": "a country",
+    "employer": "a company or organization",
+    "record label": "a record label",
+    "educated at": "a school or university",
+    "member of sports team": "a sports team",
     "member of political party": "a political party",
     "military branch": "a branch of the armed forces",
-    "languages spoken, written or signed": "a language", "spouse": _PERSON,
-    "sibling": _PERSON, "child": _PERSON, "father": _PERSON, "mother": _PERSON,
-    "date of birth": "a date", "date of death": "a date", "ethnic group": "an ethnic group",
-    "religion": "a religion", "position held": "a position or public office",
+    "languages spoken, written or signed": "a language",
+    "spouse": _PERSON,
+    "sibling": _PERSON,
+    "child": _PERSON,
+    "father": _PERSON,
+    "mother": _PERSON,
+    "date of birth": "a date",
+    "date of death": "a date",
+    "ethnic group": "an ethnic group",
+    "religion": "a religion",
+    "position held": "a position or public office",
     "award received": "an award or prize",
     "notable work": "a book, film or other creative work",
     # Relations of organisations, places and works whose value is a person.
-    "chairperson": _PERSON, "founded by": _PERSON, "head of government": _PERSON,
-    "head of state": _PERSON, "director": _PERSON, "author": _PERSON, "composer": _PERSON,
-    "screenwriter": _PERSON, "lyrics by": _PERSON, "cast member": _PERSON,
+    "chairperson": _PERSON,
+    "founded by": _PERSON,
+    "head of government": _PERSON,
+    "head of state": _PERSON,
+    "director": _PERSON,
+    "author": _PERSON,
+    "composer": _PERSON,
+    "screenwriter": _PERSON,
+    "lyrics by": _PERSON,
+    "cast member": _PERSON,
 }
 
 

@@ -122,10 +122,12 @@ def read_lark(entities: Sequence[str], relations: Sequence[str], *, header: bool
     return (LLGUIDANCE_HEADER if header else "") + read_grammar(entities, relations)
 
 
-def write_lark(sentence: str, relations: Sequence[str], *, header: bool,
-               entities: Sequence[str] = ()) -> str:
+def write_lark(
+    sentence: str, relations: Sequence[str], *, header: bool, entities: Sequence[str] = ()
+) -> str:
     return (LLGUIDANCE_HEADER if header else "") + write_grammar(
-        sentence, relations, entities=entities)
+        sentence, relations, entities=entities
+    )
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -170,7 +172,8 @@ def validate_gbnf(text: str) -> None:
         reason = reason.removeprefix("parse: ")[:160]
         raise GrammarError(
             "llama.cpp cannot parse the memory-call grammar"
-            + (f" ({reason})" if reason else "") + "; it was not sent"
+            + (f" ({reason})" if reason else "")
+            + "; it was not sent"
         )
     llama_cpp.llama_sampler_free(sampler)
 

@@ -412,7 +412,10 @@ class LlamaSequences:
         self.stats.eval_calls += 1
 
     def sample(
-        self, slot: int, allowed: Mask | None = None, temperature: float = 0.0,
+        self,
+        slot: int,
+        allowed: Mask | None = None,
+        temperature: float = 0.0,
         top_p: float = 1.0,
     ) -> int:
         logits = self._logits.get(slot)

@@ -89,8 +89,7 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> int:
     arch = field(model, "general.architecture")
     if field(lora, "general.architecture") != arch:
         raise ModelError(
-            f"{adapter}: adapter for {field(lora, 'general.architecture')!r}, "
-            f"model is {arch!r}"
+            f"{adapter}: adapter for {field(lora, 'general.architecture')!r}, model is {arch!r}"
         )
     alpha = field(lora, "adapter.lora.alpha")
 
@@ -115,9 +114,7 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> int:
         kind = kv.types[0]
         sub = kv.types[-1] if kind == GGUFValueType.ARRAY else None
         writer.add_key_value(kv.name, kv.contents(), kind, sub_type=sub)
-    writer.add_key_value(
-        "memcli.merged_adapter", adapter.name, GGUFValueType.STRING
-    )
+    writer.add_key_value("memcli.merged_adapter", adapter.name, GGUFValueType.STRING)
 
     merged: dict[str, np.ndarray] = {}
     for name, pair in pairs.items():
@@ -142,7 +139,10 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> int:
             )
         else:
             writer.add_tensor_info(
-                tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes,
+                tensor.name,
+                tensor.data.shape,
+                tensor.data.dtype,
+                tensor.data.nbytes,
                 tensor.tensor_type,
             )
     writer.write_header_to_file()

@@ -68,7 +68,7 @@ def _question_text(question: str, entity: str) -> str:
     at = lowered.find(entity.lower())
     if at < 0:
         return question
-    return question[:at] + "someone" + question[at + len(entity):]
+    return question[:at] + "someone" + question[at + len(entity) :]
 
 
 NOTHING_IN_MEMORY = "I have nothing about that in memory."
@@ -141,8 +141,9 @@ def _is_person(entity: str, facts: Sequence[Fact], embedder: Embedder) -> bool:
     from memcli.runtime.writing import is_person
 
     key = names.key(entity)
-    return any(f.relation in HUMAN_RELATIONS and names.key(f.subject) == key
-               for f in facts) or is_person(entity, embedder)
+    return any(
+        f.relation in HUMAN_RELATIONS and names.key(f.subject) == key for f in facts
+    ) or is_person(entity, embedder)
 
 
 def facts_by_meaning(
@@ -168,8 +169,7 @@ def facts_by_meaning(
         facts = store.facts_about(entity, limit=200)
         if not facts:
             continue
-        sims = dict(rank_relations(text, list(dict.fromkeys(f.relation for f in facts)),
-                                   embedder))
+        sims = dict(rank_relations(text, list(dict.fromkeys(f.relation for f in facts)), embedder))
         for fact in facts:
             score = float(sims[fact.relation])
             if fact.id not in scored or scored[fact.id][1] < score:
@@ -197,15 +197,20 @@ def entities_named(store: TripleStore, words: Sequence[str], *, current: bool) -
         for j in range(i + 1, min(i + MAX_NAME_WORDS, len(words)) + 1)
     }
     grams.discard("")
-    in_a_fact = """ AND EXISTS (SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
-        AND (t.subject_id = e.id OR t.object_id = e.id))""" if current else ""
+    in_a_fact = (
+        """ AND EXISTS (SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
+        AND (t.subject_id = e.id OR t.object_id = e.id))"""
+        if current
+        else ""
+    )
     found: list[str] = []
     keys = list(grams)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows = store.db.execute(
-            f"SELECT e.name FROM entities e WHERE e.key IN ({marks}){in_a_fact}", chunk)
+            f"SELECT e.name FROM entities e WHERE e.key IN ({marks}){in_a_fact}", chunk
+        )
         found += [row[0] for row in rows]
     return found
 
@@ -229,7 +234,10 @@ def mentioned_entities(store: TripleStore, text: str) -> list[str]:
             found.append(matches[0][0])
     # Longest names first where one contains another ("Aarhus Otters" over "Aarhus").
     found = list(dict.fromkeys(found))
-    keep = [n for n in found if not any(
-        n != m and f" {names.key(n)} " in f" {names.key(m)} " for m in found)]
+    keep = [
+        n
+        for n in found
+        if not any(n != m and f" {names.key(n)} " in f" {names.key(m)} " for m in found)
+    ]
     lowered = text.lower()
-    return sorted(keep, key=lambda n: (lowered.find(n.lower()) % (len(lowered) + 1)))
+    return sorted(keep, key=lambda n: lowered.find(n.lower()) % (len(lowered) + 1))

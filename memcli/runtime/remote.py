@@ -143,8 +143,9 @@ class Http:
         self.log.append(sent)
         del self.log[: -self.keep_log]
 
-    def _send(self, method: str, path: str, body: dict | None, *, retry: bool
-              ) -> http.client.HTTPResponse:
+    def _send(
+        self, method: str, path: str, body: dict | None, *, retry: bool
+    ) -> http.client.HTTPResponse:
         headers = {"Accept": "application/json, text/event-stream"}
         data = None
         if body is not None:
@@ -225,8 +226,7 @@ class Http:
             raise self._timed_out() from None
         except (OSError, http.client.HTTPException):
             self.close()
-            raise ServerError(f"the engine at {self.base} cut the response to {path} off") \
-                from None
+            raise ServerError(f"the engine at {self.base} cut the response to {path} off") from None
         if response.will_close:
             self.close()
         try:
@@ -302,8 +302,7 @@ class ChatTemplate:
         except Exception as exc:  # jinja2's TemplateSyntaxError and friends
             raise ModelError(f"chat template from {source}: {exc}") from None
 
-    def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
-               ) -> str:
+    def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
         self._formatter.add_generation_prompt = add_generation_prompt
         try:
             return self._formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
@@ -425,11 +424,15 @@ class ServerVocab:
         cached = self._tokenized.get(key)
         if cached is None:
             with self._lock:
-                data = self.client.post("/tokenize", {"content": text, "add_special": False,
-                                                      "parse_special": special}, retry=True)
+                data = self.client.post(
+                    "/tokenize",
+                    {"content": text, "add_special": False, "parse_special": special},
+                    retry=True,
+                )
             tokens = data.get("tokens") if isinstance(data, dict) else None
             if not isinstance(tokens, list) or not all(
-                    isinstance(t, int) and 0 <= t < self.n_vocab for t in tokens):
+                isinstance(t, int) and 0 <= t < self.n_vocab for t in tokens
+            ):
                 raise ServerError(f"the engine at {self.url} sent no token ids for /tokenize")
             cached = tokens
             if len(self._tokenized) < 50_000:
@@ -462,7 +465,10 @@ class ServerVocab:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if (data.get("url"), data.get("model"), data.get("n_vocab")) != (
-                    self.url, self.model, self.n_vocab):
+                self.url,
+                self.model,
+                self.n_vocab,
+            ):
                 return None
             pieces = [bytes.fromhex(h) for h in data["pieces"]]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -485,10 +491,17 @@ class ServerVocab:
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"url": self.url, "model": self.model,
-                                             "n_vocab": self.n_vocab,
-                                             "pieces": [p.hex() for p in out]}),
-                                 encoding="utf-8")
+            temporary.write_text(
+                json.dumps(
+                    {
+                        "url": self.url,
+                        "model": self.model,
+                        "n_vocab": self.n_vocab,
+                        "pieces": [p.hex() for p in out],
+                    }
+                ),
+                encoding="utf-8",
+            )
             temporary.replace(path)
         return out
 
@@ -523,8 +536,14 @@ def server_vocab(client: Http, info: ServerInfo, listing: dict) -> ServerVocab |
     `meta.n_vocab`) and answers `/tokenize`; else None."""
     if info.kind != "llama-server":
         return None
-    meta = next((m.get("meta") for m in listing.get("data") or []
-                 if isinstance(m, dict) and m.get("id") == info.model), None)
+    meta = next(
+        (
+            m.get("meta")
+            for m in listing.get("data") or []
+            if isinstance(m, dict) and m.get("id") == info.model
+        ),
+        None,
+    )
     n_vocab = meta.get("n_vocab") if isinstance(meta, dict) else None
     if not isinstance(n_vocab, int) or n_vocab <= 0:
         return None
@@ -570,8 +589,9 @@ def _slot_count(client: Http, props: dict) -> int:
 
 def _probe_kind(client: Http) -> tuple[str, dict, str]:
     props = client.get("/props")
-    if isinstance(props, dict) and ("chat_template" in props or "default_generation_settings"
-                                    in props):
+    if isinstance(props, dict) and (
+        "chat_template" in props or "default_generation_settings" in props
+    ):
         return "llama-server", props, str(props.get("build_info", ""))
     version = client.get("/version")
     if isinstance(version, dict) and "version" in version:
@@ -644,9 +664,7 @@ def connect(
             raise ServerError(f"the engine at {spec.url} serves no model")
         model = ids[0]
     elif ids and model not in ids:
-        raise ServerError(
-            f"the engine at {spec.url} serves {', '.join(ids[:5])}, not {model!r}"
-        )
+        raise ServerError(f"the engine at {spec.url} serves {', '.join(ids[:5])}, not {model!r}")
     kind, props, version = _probe_kind(client)
     info = ServerInfo(spec.url, kind, model, ids, props, version)
     if kind == "llama-server":
@@ -673,8 +691,12 @@ def connect(
     if chosen:
         chat = template_from(chosen)
     elif props.get("chat_template"):
-        chat = ChatTemplate(str(props["chat_template"]), f"{spec.url}/props",
-                            str(props.get("bos_token", "")), str(props.get("eos_token", "")))
+        chat = ChatTemplate(
+            str(props["chat_template"]),
+            f"{spec.url}/props",
+            str(props.get("bos_token", "")),
+            str(props.get("eos_token", "")),
+        )
     elif local is not None:
         chat = _gguf_template(local)
     else:
@@ -687,8 +709,9 @@ def connect(
     if vocab is None:
         vocab = server_vocab(client, info, listing)
     if vocab is not None and not chat.source.endswith("/props"):
-        chat = ChatTemplate(chat.template, chat.source, _special(vocab, "bos"),
-                            _special(vocab, "eos"))
+        chat = ChatTemplate(
+            chat.template, chat.source, _special(vocab, "bos"), _special(vocab, "eos")
+        )
     wanted = constraint or os.environ.get(CONSTRAINT_ENV) or saved.get("constraint")
     if wanted and wanted not in CONSTRAINTS:
         raise UsageError(f"constraint {wanted!r}: use one of {', '.join(CONSTRAINTS)}")
@@ -696,8 +719,7 @@ def connect(
     mode = wanted or DEFAULT_CONSTRAINT.get(kind) or ("logit_bias" if vocab else "")
     if mode in CLIENT_MASKS and vocab is None:
         raise UsageError(
-            "client-side masks need the model's vocabulary: set "
-            f"{TOKENIZER_ENV} to its GGUF file"
+            f"client-side masks need the model's vocabulary: set {TOKENIZER_ENV} to its GGUF file"
         )
     config = config or EngineConfig()
     if local is not None and "memllm" in local.name:
@@ -821,19 +843,25 @@ class RemoteEngine(MemoryLogic):
         }[self.mode]
         info: dict[str, Any] = {
             "engine": f"remote ({self.server.kind}"
-            + (f" {self.server.version}" if self.server.version else "") + ")",
+            + (f" {self.server.version}" if self.server.version else "")
+            + ")",
             "url": self.server.url,
             "model": self.server.model,
             "memory calls": mode,
             "chat template": self.template.source,
-            "tokenizer": (str(self.vocab.path) if self.vocab is not None
-                          else "the server's (none here: no client-side masks)"),
+            "tokenizer": (
+                str(self.vocab.path)
+                if self.vocab is not None
+                else "the server's (none here: no client-side masks)"
+            ),
         }
         if self.server.kind == "llama-server":
             slots = f" of {self.server.slots}" if self.server.slots else ""
-            info["slot"] = (f"{self.slot}{slots} (answers; writes on the next slot when "
-                            "there are two)" if self.slot is not None
-                            else f"the server's pick{slots}")
+            info["slot"] = (
+                f"{self.slot}{slots} (answers; writes on the next slot when there are two)"
+                if self.slot is not None
+                else f"the server's pick{slots}"
+            )
         for i, note in enumerate(self.notes):
             info[f"note {i + 1}"] = note
         return info
@@ -867,9 +895,16 @@ class RemoteEngine(MemoryLogic):
             self.decoder  # noqa: B018 - built once, for both
             self._piece_index()
         client = Http(self.client.base, self.client.timeout, self.client.api_key)
-        writer = RemoteEngine(client, self.store, self.server, self.template, self.vocab,
-                              self.mode, config=self.config,
-                              slot=(self.slot + 1) % self.server.slots)
+        writer = RemoteEngine(
+            client,
+            self.store,
+            self.server,
+            self.template,
+            self.vocab,
+            self.mode,
+            config=self.config,
+            slot=(self.slot + 1) % self.server.slots,
+        )
         writer.notes = self.notes
         writer._owns_vocab = False
         writer._decoder = self._decoder
@@ -894,8 +929,10 @@ class RemoteEngine(MemoryLogic):
             grammar = checked_gbnf(f'root ::= "{word}"\n')
         else:
             grammar = checked_lark(f'%llguidance {{}}\nstart: "{word}"\n')
-        body = {**self._body("The letter after P is", 2), **grammar_fields(
-            self.server.kind, grammar)}
+        body = {
+            **self._body("The letter after P is", 2),
+            **grammar_fields(self.server.kind, grammar),
+        }
         try:
             data = self.client.post("/v1/completions", body, retry=True)
         except ServerError:
@@ -944,8 +981,9 @@ class RemoteEngine(MemoryLogic):
         body.update(extra)
         return body
 
-    def _stream(self, progress: _Progress, body: dict
-                ) -> Generator[tuple[str, str | None], None, None]:
+    def _stream(
+        self, progress: _Progress, body: dict
+    ) -> Generator[tuple[str, str | None], None, None]:
         """(text, finish_reason) of each streamed chunk; counts tokens and usage."""
         progress.requests += 1
         with contextlib.closing(self.client.stream("/v1/completions", body)) as events:
@@ -974,8 +1012,9 @@ class RemoteEngine(MemoryLogic):
         if self.vocab is None:
             return {}
         if self._bans is None:
-            self._bans = {str(t): -100.0 for t, p in enumerate(self.vocab.pieces())
-                          if OPEN.encode() in p}
+            self._bans = {
+                str(t): -100.0 for t, p in enumerate(self.vocab.pieces()) if OPEN.encode() in p
+            }
         return self._bans
 
     # -- answering ------------------------------------------------------------------------
@@ -1007,8 +1046,13 @@ class RemoteEngine(MemoryLogic):
         for event in turn.parser.close():
             yield from self._translate(turn, event)
         elapsed = time.perf_counter() - progress.started
-        yield Timing(progress.prompt_tokens, progress.generated, elapsed, progress.first,
-                     progress.generated / elapsed if elapsed > 0 else 0.0)
+        yield Timing(
+            progress.prompt_tokens,
+            progress.generated,
+            elapsed,
+            progress.first,
+            progress.generated / elapsed if elapsed > 0 else 0.0,
+        )
         yield Done("".join(turn.text).strip(), "".join(turn.raw), stopped, tuple(turn.reads))
 
     def _candidates(self, text: str) -> list[str]:
@@ -1021,8 +1065,9 @@ class RemoteEngine(MemoryLogic):
             return self.store.entity_names()  # counted up to the limit, never fetched whole
         return []
 
-    def _free(self, turn: _Turn, progress: _Progress, prompt: str, may_read: bool
-              ) -> Generator[Event, None, str]:
+    def _free(
+        self, turn: _Turn, progress: _Progress, prompt: str, may_read: bool
+    ) -> Generator[Event, None, str]:
         """Stream free text until the end, the token budget, or `({` (returns "end",
         "length" or "open"; on "open" the text so far ends with `({`)."""
         budget = self.config.max_tokens - progress.generated
@@ -1052,12 +1097,19 @@ class RemoteEngine(MemoryLogic):
         finally:
             stream.close()
 
-    def _read(self, turn: _Turn, progress: _Progress, prompt: str, entities: list[str],
-              *, forced_head: bool) -> Generator[Event, None, bool]:
+    def _read(
+        self,
+        turn: _Turn,
+        progress: _Progress,
+        prompt: str,
+        entities: list[str],
+        *,
+        forced_head: bool,
+    ) -> Generator[Event, None, bool]:
         """A read's head (forced where the model did not write it), its constrained
         body, then the results or the call dropped. Returns whether it was kept."""
         assert self.store is not None
-        head = protocol.READ_HEAD if forced_head else protocol.READ_HEAD[len(OPEN):]
+        head = protocol.READ_HEAD if forced_head else protocol.READ_HEAD[len(OPEN) :]
         yield from self._feed(turn, head)
         relations = self.store.relation_names()
         context = prompt + "".join(turn.raw)
@@ -1103,9 +1155,15 @@ class RemoteEngine(MemoryLogic):
 
     # -- constrained bodies ---------------------------------------------------------------
 
-    def _constrained(self, progress: _Progress, context: str, kind: str,
-                     names: Sequence[str], relations: Sequence[str],
-                     entities: Sequence[str] = ()) -> Generator[str, None, None]:
+    def _constrained(
+        self,
+        progress: _Progress,
+        context: str,
+        kind: str,
+        names: Sequence[str],
+        relations: Sequence[str],
+        entities: Sequence[str] = (),
+    ) -> Generator[str, None, None]:
         """The text of a call body after `context`, constrained as the server allows.
         For reads `names` are the entities; for writes `names` is `[sentence]` and
         `entities` the context entities a triple may name besides its spans."""
@@ -1114,19 +1172,27 @@ class RemoteEngine(MemoryLogic):
         limit = MAX_BODY_TOKENS if kind == "read" else self.config.max_write_tokens
         if self.mode in CLIENT_MASKS:
             decoder = self.decoder
-            cmd = (decoder.start_read(names, relations) if kind == "read"
-                   else decoder.start_write(names[0], relations, entities=entities))
+            cmd = (
+                decoder.start_read(names, relations)
+                if kind == "read"
+                else decoder.start_write(names[0], relations, entities=entities)
+            )
             yield from self._masked(progress, context, cmd, limit)
             return
         extra: dict[str, Any] = {}
         if self.mode == "gbnf":
-            text = (grammars.read_gbnf(names, relations) if kind == "read"
-                    else grammars.write_gbnf(names[0], relations, entities))
+            text = (
+                grammars.read_gbnf(names, relations)
+                if kind == "read"
+                else grammars.write_gbnf(names[0], relations, entities)
+            )
             extra = grammar_fields(self.server.kind, grammars.checked_gbnf(text))
         elif self.mode == "llguidance":
-            text = (grammars.read_lark(names, relations, header=True) if kind == "read"
-                    else grammars.write_lark(names[0], relations, header=True,
-                                             entities=entities))
+            text = (
+                grammars.read_lark(names, relations, header=True)
+                if kind == "read"
+                else grammars.write_lark(names[0], relations, header=True, entities=entities)
+            )
             extra = grammar_fields(self.server.kind, grammars.checked_lark(text))
         else:
             extra = {"stop": [protocol.READ_END if kind == "read" else protocol.CLOSE]}
@@ -1145,8 +1211,9 @@ class RemoteEngine(MemoryLogic):
         finally:
             stream.close()
 
-    def _masked(self, progress: _Progress, context: str, cmd: Command, limit: int
-                ) -> Generator[str, None, None]:
+    def _masked(
+        self, progress: _Progress, context: str, cmd: Command, limit: int
+    ) -> Generator[str, None, None]:
         """One token at a time: memcli's mask as logit biases, the server's pick checked
         against the mask ("logit_bias"), or the best allowed of the server's most probable
         tokens ("logprobs"). Tokens the mask forces are taken without asking."""
@@ -1196,8 +1263,9 @@ class RemoteEngine(MemoryLogic):
         allows; none: the longest allowed token that begins one of them; else the
         mask's first allowed token (`ids[0]`)."""
         progress.requests += 1
-        data = self.client.post("/v1/completions",
-                                self._body(prompt, 1, logprobs=TOP_LOGPROBS), retry=True)
+        data = self.client.post(
+            "/v1/completions", self._body(prompt, 1, logprobs=TOP_LOGPROBS), retry=True
+        )
         self._note_usage(data, progress)
         choice = _choice(data)
         ranked = top_pieces(choice)
@@ -1262,11 +1330,15 @@ class RemoteEngine(MemoryLogic):
         call.finish()
         yield from call.take_events()
         assert call.closed is not None
-        yield self.finish_write(call.parsed, call.closed, sentence, source=source,
-                                dry_run=dry_run)
+        yield self.finish_write(call.parsed, call.closed, sentence, source=source, dry_run=dry_run)
         elapsed = time.perf_counter() - progress.started
-        yield Timing(progress.prompt_tokens, progress.generated, elapsed, progress.first,
-                     progress.generated / elapsed if elapsed > 0 else 0.0)
+        yield Timing(
+            progress.prompt_tokens,
+            progress.generated,
+            elapsed,
+            progress.first,
+            progress.generated / elapsed if elapsed > 0 else 0.0,
+        )
 
 
 def top_pieces(choice: dict) -> list[bytes]:
@@ -1289,9 +1361,11 @@ def top_pieces(choice: dict) -> list[bytes]:
             if not isinstance(item, dict) or not isinstance(item.get("logprob"), int | float):
                 continue
             raw = item.get("bytes")
-            piece = (bytes(raw) if isinstance(raw, list) and all(
-                isinstance(b, int) and 0 <= b < 256 for b in raw)
-                else str(item.get("token", "")).encode())
+            piece = (
+                bytes(raw)
+                if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw)
+                else str(item.get("token", "")).encode()
+            )
             pairs.append((float(item["logprob"]), piece))
     pairs.sort(key=lambda pair: -pair[0])
     return [piece for _, piece in pairs if piece]

@@ -231,7 +231,10 @@ def _finish(engine: MemoryEngine, running: _Running, dry_run: bool) -> WriteOutc
     outcome = WriteOutcome(running.request, running.events)
     try:
         written = engine.finish_write(
-            call.parsed, call.closed, running.sentence, source=running.request.source,
+            call.parsed,
+            call.closed,
+            running.sentence,
+            source=running.request.source,
             dry_run=dry_run,
         )
     except (MemcliError, ValueError) as exc:
@@ -240,7 +243,12 @@ def _finish(engine: MemoryEngine, running: _Running, dry_run: bool) -> WriteOutc
     elapsed = time.perf_counter() - running.started
     outcome.events += [
         written,
-        Timing(running.prompt_tokens, call.tokens, elapsed, running.first,
-               call.tokens / elapsed if elapsed > 0 else 0.0),
+        Timing(
+            running.prompt_tokens,
+            call.tokens,
+            elapsed,
+            running.first,
+            call.tokens / elapsed if elapsed > 0 else 0.0,
+        ),
     ]
     return outcome

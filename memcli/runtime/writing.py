@@ -166,27 +166,38 @@ _NAME_IS = re.compile(
 )
 # A sentence that only says who the person is ("My name is Ayla Brandt."): it names the
 # user (what "I" and "my" are written as from then on) and stores nothing itself.
-INTRODUCTION = re.compile(
-    rf"^\s*(?i:hi|hello|hey)?[,!.\s]*(?:{_NAME_IS.pattern})\s*[.!]?\s*$")
+INTRODUCTION = re.compile(rf"^\s*(?i:hi|hello|hey)?[,!.\s]*(?:{_NAME_IS.pattern})\s*[.!]?\s*$")
 
 
 def introduced_name(match: re.Match[str]) -> str:
     """The name an `_NAME_IS` or `INTRODUCTION` match gives."""
     return match.group(1) or match.group(2)
 
+
 # "My sister Ingrid lives in Oslo": a relative named beside the noun that says how they
 # are related. The sentence states two facts: the kinship ("the user >> sibling >>
 # Ingrid") and what the rest says about the relative ("Ingrid lives in Oslo").
 KIN = {
-    "sister": "sibling", "brother": "sibling", "sibling": "sibling", "wife": "spouse",
-    "husband": "spouse", "spouse": "spouse", "mother": "mother", "mom": "mother",
-    "mum": "mother", "father": "father", "dad": "father", "son": "child",
-    "daughter": "child", "child": "child",
+    "sister": "sibling",
+    "brother": "sibling",
+    "sibling": "sibling",
+    "wife": "spouse",
+    "husband": "spouse",
+    "spouse": "spouse",
+    "mother": "mother",
+    "mom": "mother",
+    "mum": "mother",
+    "father": "father",
+    "dad": "father",
+    "son": "child",
+    "daughter": "child",
+    "child": "child",
 }
 _NAME = r"[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*"
 _KIN_APPOSITION = re.compile(
     rf"^\s*(?P<owner>{_NAME}|{USER})['’]s\s+(?:(?:older|younger|little|big|elder|eldest|"
-    rf"youngest)\s+)?(?P<kin>{'|'.join(KIN)})[,]?\s+(?P<relative>{_NAME})(?P<rest>[,\s].*)$")
+    rf"youngest)\s+)?(?P<kin>{'|'.join(KIN)})[,]?\s+(?P<relative>{_NAME})(?P<rest>[,\s].*)$"
+)
 
 
 def kin_apposition(resolved: str) -> tuple[tuple[str, str, str], str] | None:
@@ -205,19 +216,23 @@ def kin_apposition(resolved: str) -> tuple[tuple[str, str, str], str] | None:
 # A month or a weekday alone is when, not who or where ("relocated to Nagoya in May").
 CALENDAR_WORDS = frozenset(
     "January February March April May June July August September October November December "
-    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+)
 
 
 def names_in(sentence: str) -> list[str]:
     """Runs of capitalised words (not the sentence's first word alone, unless two or more
     words), as people's and places' names."""
     found = []
-    for match in re.finditer(r"[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*",
-                             sentence):
+    for match in re.finditer(
+        r"[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*", sentence
+    ):
         name = re.sub(r"['’]s$", "", match.group())
         first_word = match.start() == len(sentence) - len(sentence.lstrip())
-        if first_word and " " not in name and (
-            name.lower() in PRONOUNS or QUESTION_START.match(name) or name in ("The", "A")
+        if (
+            first_word
+            and " " not in name
+            and (name.lower() in PRONOUNS or QUESTION_START.match(name) or name in ("The", "A"))
         ):
             continue
         if name.lower() in PRONOUNS or name in ("I",) or name in CALENDAR_WORDS:
@@ -255,15 +270,20 @@ def resolve(sentence: str, context: Context) -> tuple[str, list[str]]:
             return word
         used.append(target)
         if (low in FEMININE or low in MASCULINE or low in FIRST_PERSON) and (
-                target not in context.persons):
+            target not in context.persons
+        ):
             context.persons.append(target)
         if low == "her":  # object or possessive: possessive when a noun follows
-            after = sentence[m.end():]
+            after = sentence[m.end() :]
             possessive = bool(re.match(r"\s+(?!and\b|or\b|to\b|in\b|at\b)[a-z]", after))
         return f"{target}'s" if possessive else target
 
-    resolved = re.sub(r"\b(?:she|he|her|him|his|hers|it|its|they|them|their|i|me|my)\b",
-                      swap, sentence, flags=re.IGNORECASE)
+    resolved = re.sub(
+        r"\b(?:she|he|her|him|his|hers|it|its|they|them|their|i|me|my)\b",
+        swap,
+        sentence,
+        flags=re.IGNORECASE,
+    )
 
     def full_name(m: re.Match[str]) -> str:
         # A first name alone for someone named in full before: "Marta moved to Bergen"
@@ -289,13 +309,34 @@ def names_pronoun(name: str) -> bool:
     words = [w.lower() for w in _WORDS.findall(name)]
     if not words:
         return True
-    bad = PRONOUNS | {"this", "that", "these", "those", "there", "here", "who", "which",
-                      "what", "someone", "something"}
+    bad = PRONOUNS | {
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "who",
+        "which",
+        "what",
+        "someone",
+        "something",
+    }
     if all(w in bad for w in words):
         return True
-    return words[0] in (PRONOUNS - {"i"}) or words[-1] in bad | {"the", "a", "an", "of",
-                                                                  "at", "in", "to", "for",
-                                                                  "and", "with", "on"}
+    return words[0] in (PRONOUNS - {"i"}) or words[-1] in bad | {
+        "the",
+        "a",
+        "an",
+        "of",
+        "at",
+        "in",
+        "to",
+        "for",
+        "and",
+        "with",
+        "on",
+    }
 
 
 # -- relations ----------------------------------------------------------------------------
@@ -305,10 +346,15 @@ def names_pronoun(name: str) -> bool:
 # that the change's wording does not pull the relation elsewhere ("moved to" is about
 # where someone lives).
 _CHANGE_WORDS = [
-    (re.compile(r"\b(?:has |have |had |just |recently )*(?:moved|relocated|moving)"
-                r"(?: house| back)? to\b", re.I), "lives in"),
-    (re.compile(r"\b(?:has |have |just |recently )*(?:joined|switched to)\b", re.I),
-     "works for"),
+    (
+        re.compile(
+            r"\b(?:has |have |had |just |recently )*(?:moved|relocated|moving)"
+            r"(?: house| back)? to\b",
+            re.I,
+        ),
+        "lives in",
+    ),
+    (re.compile(r"\b(?:has |have |just |recently )*(?:joined|switched to)\b", re.I), "works for"),
     (re.compile(r"\b(?:now|these days|nowadays|currently|new)\b\s*", re.I), ""),
 ]
 
@@ -331,16 +377,29 @@ def predicate(sentence: str, subject: str, obj: str) -> str:
     spans = sorted([(s_at, s_at + len(subject), "someone"), (o_at, o_at + len(obj), "something")])
     if spans[0][1] > spans[1][0]:  # overlapping names
         return plain_wording(sentence)
-    text = sentence[: spans[0][0]] + spans[0][2] + sentence[spans[0][1]: spans[1][0]] + \
-        spans[1][2] + sentence[spans[1][1]:]
-    text = re.sub(r"\s+(?:last|this|next)\s+(?:week|month|year|spring|summer|autumn|winter)\b"
-                  r"|\s+(?:yesterday|today|recently)\b", "", text.strip().rstrip(".!"))
+    text = (
+        sentence[: spans[0][0]]
+        + spans[0][2]
+        + sentence[spans[0][1] : spans[1][0]]
+        + spans[1][2]
+        + sentence[spans[1][1] :]
+    )
+    text = re.sub(
+        r"\s+(?:last|this|next)\s+(?:week|month|year|spring|summer|autumn|winter)\b"
+        r"|\s+(?:yesterday|today|recently)\b",
+        "",
+        text.strip().rstrip(".!"),
+    )
     return plain_wording(text)
 
 
 def checked_triples(
-    resolved: str, triples: Sequence[tuple[str, str, str]], relations: Sequence[str],
-    embedder: object | None = None, *, people: Sequence[str] = (),
+    resolved: str,
+    triples: Sequence[tuple[str, str, str]],
+    relations: Sequence[str],
+    embedder: object | None = None,
+    *,
+    people: Sequence[str] = (),
     new_relations: bool = False,
 ) -> tuple[list[tuple[str, str, str]], list[str]]:
     """The triples a statement's write call proposed, made sound: none naming a pronoun,
@@ -396,8 +455,7 @@ def checked_triples(
             # model took from the context ("I studied at X" >> the previous turn's Y).
             skipped.append(f"{fact_text(s, r, o)} names what the sentence does not")
             continue
-        if subject and names.key(o) == names.key(subject) and names.key(s) != names.key(
-                subject):
+        if subject and names.key(o) == names.key(subject) and names.key(s) != names.key(subject):
             s, o = o, s
         if names.key(s) == names.key(o):
             continue
@@ -408,8 +466,10 @@ def checked_triples(
         relation, backward = chosen
         if backward:
             s, o = o, s
-        if subject and names.key(s) != names.key(subject) and any(
-            names.key(x[0]) == names.key(subject) for x in out
+        if (
+            subject
+            and names.key(s) != names.key(subject)
+            and any(names.key(x[0]) == names.key(subject) for x in out)
         ):
             continue
         out.append((s, relation, o))
@@ -418,25 +478,26 @@ def checked_triples(
     if not out and subject and len(found) >= 2:
         obj = of_form.group("object") if of_form else found[-1]
         about = person(subject) or about_a_person(resolved, subject, obj, relations, embedder)
-        if about or of_form or _names_a_persons_role(resolved, subject, obj, relations,
-                                                      embedder):
-            chosen = choose_relation(resolved, subject, "", obj, relations, embedder,
-                                     person=True if about else None)
+        if about or of_form or _names_a_persons_role(resolved, subject, obj, relations, embedder):
+            chosen = choose_relation(
+                resolved, subject, "", obj, relations, embedder, person=True if about else None
+            )
             if chosen is None:
                 unfitted(subject, obj)
             else:
-                out.append((obj, chosen[0], subject) if chosen[1] else (subject, chosen[0],
-                                                                         obj))
+                out.append((obj, chosen[0], subject) if chosen[1] else (subject, chosen[0], obj))
     return list(dict.fromkeys(out)), skipped
 
 
 NO_RELATION = "no relation I know fits"
 _OF_FORM = re.compile(
     rf"^\s*(?i:the|a|an|its|their)\s+[^,;]*?\bof\s+(?:the\s+)?(?P<subject>{_NAME})\s+"
-    rf"(?:is|was|has become|became|is now)\s+(?:now\s+)?(?P<object>{_NAME})\s*[.!]?\s*$")
+    rf"(?:is|was|has become|became|is now)\s+(?:now\s+)?(?P<object>{_NAME})\s*[.!]?\s*$"
+)
 _FUNCTION_WORDS = frozenset(
     "is are was were be been being am has have had do does did 's ’s the a an of to in at "
-    "for with by on from as and or that this very really also just still now".split())
+    "for with by on from as and or that this very really also just still now".split()
+)
 
 
 def relation_from_wording(sentence: str, subject: str, obj: str) -> str | None:
@@ -449,8 +510,9 @@ def relation_from_wording(sentence: str, subject: str, obj: str) -> str | None:
     s_at, o_at = low.find(subject.lower()), low.find(obj.lower())
     if s_at < 0 or o_at < 0 or not subject or not obj:
         return None
-    between = sentence[s_at + len(subject): o_at] if s_at < o_at else sentence[
-        o_at + len(obj): s_at]
+    between = (
+        sentence[s_at + len(subject) : o_at] if s_at < o_at else sentence[o_at + len(obj) : s_at]
+    )
     words = [w.lower() for w in re.findall(r"['’]s\b|[\w-]+", between)]
     while words and words[0] in _FUNCTION_WORDS:
         words.pop(0)
@@ -506,46 +568,72 @@ TYPE_WEIGHT = 0.5
 OVERRIDE_GAP = 0.15
 
 
-def _names_a_persons_role(sentence: str, subject: str, obj: str, relations: Sequence[str],
-                          embedder: object | None = None) -> bool:
+def _names_a_persons_role(
+    sentence: str, subject: str, obj: str, relations: Sequence[str], embedder: object | None = None
+) -> bool:
     """Whether the wording is closest to a relation of organisations, places or works
     whose value is a person ("someone is chaired by something": `chairperson`)."""
     from memcli.runtime.embeddings import rank_relations
 
-    ranked = rank_relations(predicate(sentence, subject, obj), list(relations), embedder,  # type: ignore[arg-type]
-                            glosses=True)
-    return bool(ranked) and not about_people(ranked[0][0]) and value_type(
-        ranked[0][0]) == PERSON_VALUE
+    ranked = rank_relations(
+        predicate(sentence, subject, obj),
+        list(relations),
+        embedder,  # type: ignore[arg-type]
+        glosses=True,
+    )
+    return (
+        bool(ranked) and not about_people(ranked[0][0]) and value_type(ranked[0][0]) == PERSON_VALUE
+    )
 
 
-def about_a_person(sentence: str, subject: str, obj: str, relations: Sequence[str],
-                   embedder: object | None = None) -> bool:
+def about_a_person(
+    sentence: str, subject: str, obj: str, relations: Sequence[str], embedder: object | None = None
+) -> bool:
     """Whether the sentence is about a person: its wording is closest to a relation only
     people have ("someone moved to something": `residence`), or the subject's name reads
     as a person's (`is_person`; names alone are a weak sign: many people's names score
     below places')."""
     from memcli.runtime.embeddings import rank_relations
 
-    ranked = rank_relations(predicate(sentence, subject, obj), list(relations), embedder,  # type: ignore[arg-type]
-                            glosses=True)
+    ranked = rank_relations(
+        predicate(sentence, subject, obj),
+        list(relations),
+        embedder,  # type: ignore[arg-type]
+        glosses=True,
+    )
     return bool(ranked) and ranked[0][0] in HUMAN_RELATIONS or is_person(subject, embedder)
 
 
 def better_relation(
-    sentence: str, subject: str, relation: str, obj: str, relations: Sequence[str],
-    embedder: object | None = None, margin: float = KEEP_MARGIN, min_fit: float = MIN_FIT,
-    *, person: bool | None = None,
+    sentence: str,
+    subject: str,
+    relation: str,
+    obj: str,
+    relations: Sequence[str],
+    embedder: object | None = None,
+    margin: float = KEEP_MARGIN,
+    min_fit: float = MIN_FIT,
+    *,
+    person: bool | None = None,
 ) -> str | None:
     """The relation `choose_relation` picks, whichever way round; None when none fits."""
-    chosen = choose_relation(sentence, subject, relation, obj, relations, embedder, margin,
-                             min_fit, person=person)
+    chosen = choose_relation(
+        sentence, subject, relation, obj, relations, embedder, margin, min_fit, person=person
+    )
     return chosen[0] if chosen else None
 
 
 def choose_relation(
-    sentence: str, subject: str, relation: str, obj: str, relations: Sequence[str],
-    embedder: object | None = None, margin: float = KEEP_MARGIN, min_fit: float = MIN_FIT,
-    *, person: bool | None = None,
+    sentence: str,
+    subject: str,
+    relation: str,
+    obj: str,
+    relations: Sequence[str],
+    embedder: object | None = None,
+    margin: float = KEEP_MARGIN,
+    min_fit: float = MIN_FIT,
+    *,
+    person: bool | None = None,
 ) -> tuple[str, bool] | None:
     """The relation for how the sentence relates subject and object, and whether the fact
     runs the other way (object >> relation >> subject: "Femi Osei chairs Harbor Crane
@@ -570,8 +658,11 @@ def choose_relation(
     fit = dict(ranked)
     if person is None:
         person = ranked[0][0] in HUMAN_RELATIONS or is_person(subject, embedder)
-    clear = len(ranked) > 1 and ranked[0][1] - ranked[1][1] >= OVERRIDE_GAP and (
-        ranked[0][1] - fit.get(relation, -1.0) >= OVERRIDE_GAP)
+    clear = (
+        len(ranked) > 1
+        and ranked[0][1] - ranked[1][1] >= OVERRIDE_GAP
+        and (ranked[0][1] - fit.get(relation, -1.0) >= OVERRIDE_GAP)
+    )
     if relation and not person and relation not in HUMAN_RELATIONS and not clear:
         # Wordings about people are what the check was measured on; about places and
         # things (Re-DocRED's "Lake Geneva is in France") the model's choice is better,
@@ -592,10 +683,12 @@ def choose_relation(
     if not forward or max(fit[r] for r in forward + backward) < min_fit:
         return None
     model = embedder or shared_embedder()
-    typed = model.similarity(obj, [value_type(r) for r in forward],  # type: ignore[attr-defined]
-                             keep_others=True)
-    scores = {(r, False): fit[r] + TYPE_WEIGHT * float(t)
-              for r, t in zip(forward, typed, strict=True)}
+    typed = model.similarity(  # type: ignore[attr-defined]
+        obj, [value_type(r) for r in forward], keep_others=True
+    )
+    scores = {
+        (r, False): fit[r] + TYPE_WEIGHT * float(t) for r, t in zip(forward, typed, strict=True)
+    }
     if backward:
         typed = model.similarity(subject, [PERSON_VALUE], keep_others=True)  # type: ignore[attr-defined]
         scores.update({(r, True): fit[r] + TYPE_WEIGHT * float(typed[0]) for r in backward})
@@ -608,8 +701,13 @@ def choose_relation(
 # -- acknowledgement ----------------------------------------------------------------------
 
 
-def acknowledge(stored: Sequence[tuple[str, str, str]], replaced: dict[int, str],
-                skipped: Sequence[str], *, memory: bool = True) -> str:
+def acknowledge(
+    stored: Sequence[tuple[str, str, str]],
+    replaced: dict[int, str],
+    skipped: Sequence[str],
+    *,
+    memory: bool = True,
+) -> str:
     """A short, true acknowledgement of a statement turn: what was stored (and which old
     values it replaced), or that nothing was, and why."""
     if not memory:
@@ -667,8 +765,10 @@ class TurnPlan:
     def needs_reply(self) -> bool:
         """Whether the turn gets an answer (a question, or something to chat about), not
         only an acknowledgement of what it stated."""
-        return bool(self.questions) or any(s.kind == "chat" for s in self.sentences) or not (
-            self.statements or self.skipped or self.introductions
+        return (
+            bool(self.questions)
+            or any(s.kind == "chat" for s in self.sentences)
+            or not (self.statements or self.skipped or self.introductions)
         )
 
 
@@ -700,8 +800,9 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
             kinship = kin_apposition(resolved) if kind == "statement" else None
             if kinship is not None:  # "my sister Ingrid lives in …": two facts
                 stated, resolved = (kinship[0],), kinship[1]
-                context.persons += [n for n in (kinship[0][0], kinship[0][2])
-                                    if n not in context.persons]
+                context.persons += [
+                    n for n in (kinship[0][0], kinship[0][2]) if n not in context.persons
+                ]
         found = names_in(resolved)
         if found and kind in ("statement", "question", "negation", "hypothetical"):
             # The person a sentence is about: the name it starts with (a statement's
@@ -709,6 +810,14 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
             starts = resolved.lstrip().startswith(found[0])
             if starts or kind == "question":
                 context.saw(found[0])
-        planned.append(Sentence(text, kind, resolved.strip(), kind == "statement"
-                                and is_update(text), tuple(context.persons), stated))
+        planned.append(
+            Sentence(
+                text,
+                kind,
+                resolved.strip(),
+                kind == "statement" and is_update(text),
+                tuple(context.persons),
+                stated,
+            )
+        )
     return TurnPlan(tuple(planned))

@@ -62,7 +62,8 @@ def _not_in_memory(
     if first_new_entity <= 1:
         return rows
     old = [
-        (n, s, r, o) for n, (s, r, o, _src) in enumerate(rows)
+        (n, s, r, o)
+        for n, (s, r, o, _src) in enumerate(rows)
         if s < first_new_entity and o < first_new_entity
     ]
     if not old:
@@ -74,7 +75,8 @@ def _not_in_memory(
     try:
         db.executemany("INSERT INTO memcli_candidates VALUES (?, ?, ?, ?)", old)
         held = {
-            n for (n,) in db.execute(
+            n
+            for (n,) in db.execute(
                 """SELECT c.n FROM memcli_candidates c JOIN triples t
                    ON t.subject_id = c.s AND t.relation_id = c.r AND t.object_id = c.o
                    AND t.superseded_at IS NULL"""

@@ -355,9 +355,7 @@ class TripleStore:
                     "VALUES (?, ?, ?, ?)",
                     (batch_id, rid, before, wanted),
                 )
-                self.db.execute(
-                    "UPDATE relations SET cardinality = ? WHERE id = ?", (wanted, rid)
-                )
+                self.db.execute("UPDATE relations SET cardinality = ? WHERE id = ?", (wanted, rid))
                 changed += 1
         return batch_id if changed else None
 
@@ -677,8 +675,9 @@ class TripleStore:
             check_name(object, "object"),
         )
         check_source(source)
-        if [names.key(x) for x in new] == [names.key(x) for x in (old.subject, old.relation,
-                                                                   old.object)]:
+        if [names.key(x) for x in new] == [
+            names.key(x) for x in (old.subject, old.relation, old.object)
+        ]:
             raise UsageError(f"fact {triple_id} already reads that way; nothing changed")
         label = f"supersede {triple_id}: {old.object} → {new[2]}"
         with self.batch("supersede", label):
@@ -878,9 +877,7 @@ class TripleStore:
         found = self._triples_by_id([i for i in ids if 1 <= i <= safety.MAX_INT])
         missing = [i for i in ids if i not in found]
         if missing:
-            raise NotFoundError(
-                f"no fact with id {', '.join(map(str, missing))}; nothing removed"
-            )
+            raise NotFoundError(f"no fact with id {', '.join(map(str, missing))}; nothing removed")
         if not ids:
             return []
         label = f"rm {', '.join(map(str, ids[:5]))}" + (" …" if len(ids) > 5 else "")
@@ -1164,7 +1161,9 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         if readonly and open_here and Path(f"{path}-wal").exists():
             # What connect_readonly opens a memory in use as, without reading its header.
             db = sqlite3.connect(
-                safety.sqlite_uri(path, mode="ro"), uri=True, timeout=BUSY_TIMEOUT_S,
+                safety.sqlite_uri(path, mode="ro"),
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
                 isolation_level=None,
             )
         elif readonly:

@@ -74,8 +74,9 @@ def read_source(path: str, limit: int = MAX_TEXT_BYTES) -> tuple[str, bytes]:
     except OSError as exc:
         raise MemcliError(unreadable(shown, exc)) from None
     if len(data) > limit:
-        raise MemcliError(f"{safety.printable(label)}: larger than {limit >> 20} MiB; "
-                          "split it into smaller files")
+        raise MemcliError(
+            f"{safety.printable(label)}: larger than {limit >> 20} MiB; split it into smaller files"
+        )
     return label, data
 
 
@@ -190,14 +191,17 @@ class Lines:
     def _decode(self, data: bytes, first: bool) -> Iterator[str]:
         nul = data.find(b"\x00")
         if nul >= 0:
-            raise self._fail(self.number + data.count(b"\n", 0, nul) + 1,
-                             "binary data (NUL byte); expected text")
+            raise self._fail(
+                self.number + data.count(b"\n", 0, nul) + 1, "binary data (NUL byte); expected text"
+            )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             bad = data[exc.start : exc.start + 1].hex()
-            raise self._fail(self.number + data.count(b"\n", 0, exc.start) + 1,
-                             f"not UTF-8 (byte 0x{bad}); save the file as UTF-8") from None
+            raise self._fail(
+                self.number + data.count(b"\n", 0, exc.start) + 1,
+                f"not UTF-8 (byte 0x{bad}); save the file as UTF-8",
+            ) from None
         if first and text.startswith("\ufeff"):
             text = text[1:]
         for line in io.StringIO(text, newline=""):  # splits at \n, \r\n and \r, keeps them
@@ -341,8 +345,17 @@ def parse(
             if history and any(v is not None for v in known):
                 past[line] = known
             if known[1] is not None:
-                good.append((line, subject, relation, obj, fields[source_at].strip()
-                             if source_at is not None else f"{default_source}:{line}"))
+                good.append(
+                    (
+                        line,
+                        subject,
+                        relation,
+                        obj,
+                        fields[source_at].strip()
+                        if source_at is not None
+                        else f"{default_source}:{line}",
+                    )
+                )
                 continue
         identity = (s_key, r_key, o_key)
         if identity in seen:

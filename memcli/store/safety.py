@@ -66,8 +66,9 @@ def connect_readonly(path: Path, timeout: float = 60.0) -> sqlite3.Connection:
     params = {"mode": "ro"}
     if _wal_mode(path) and not Path(f"{path}-wal").exists():
         params["immutable"] = "1"
-    return sqlite3.connect(sqlite_uri(path, **params), uri=True, timeout=timeout,
-                           isolation_level=None)
+    return sqlite3.connect(
+        sqlite_uri(path, **params), uri=True, timeout=timeout, isolation_level=None
+    )
 
 
 def _wal_mode(path: Path) -> bool:
@@ -148,8 +149,9 @@ def atomic_output(target: Path, *, binary: bool = False) -> Iterator[IO]:
             yield handle
         partial.replace(target)
     except OSError as exc:
-        raise MemcliError(f"{printable(str(target))}: cannot write: {exc.strerror or exc}"
-                          ) from None
+        raise MemcliError(
+            f"{printable(str(target))}: cannot write: {exc.strerror or exc}"
+        ) from None
     finally:
         partial.unlink(missing_ok=True)
 
@@ -158,8 +160,7 @@ def temporary_beside(target: Path) -> Path:
     """A fresh name in `target`'s directory for a file to be renamed onto `target`."""
     shown = printable(str(target))
     try:
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                    suffix=".partial")
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     except OSError as exc:
         raise MemcliError(f"{shown}: cannot write: {exc.strerror}") from None
     os.close(fd)

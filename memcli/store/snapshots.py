@@ -81,9 +81,7 @@ def _output(path: str | None, store: TripleStore, stdout: IO[str] | None) -> Ite
         yield handle
 
 
-def export(
-    store: TripleStore, path: str | None, fmt: str, stdout: IO[str] | None = None
-) -> int:
+def export(store: TripleStore, path: str | None, fmt: str, stdout: IO[str] | None = None) -> int:
     """Write the whole memory to `path` (when None or `-`: `stdout`, by default
     sys.stdout); returns triples written."""
     if fmt == "sqlite":
@@ -203,8 +201,10 @@ def read_snapshot(path: str) -> list[Row]:
         rows = _read_csv(label, lines)
     if lines.unterminated:  # every export ends its last line: this file was cut short
         raise ImportFailed(
-            [f"{label}:{lines.number}: the last line has no line end; the snapshot looks cut "
-             "short (if it is complete, end it with a newline)"],
+            [
+                f"{label}:{lines.number}: the last line has no line end; the snapshot looks cut "
+                "short (if it is complete, end it with a newline)"
+            ],
             1,
         )
     return rows
@@ -358,8 +358,10 @@ def restore(
         if exact and added != len(rows):
             # Inside the batch: raising rolls the whole restore back.
             raise ImportFailed(
-                [f"{safety.printable(label)}: {len(rows) - added} of its {len(rows)} facts "
-                 "repeat another fact of the snapshot (not a snapshot memcli wrote)"],
+                [
+                    f"{safety.printable(label)}: {len(rows) - added} of its {len(rows)} facts "
+                    "repeat another fact of the snapshot (not a snapshot memcli wrote)"
+                ],
                 1,
             )
     return (batch_id if added or removed else None), removed, added

@@ -42,8 +42,9 @@ def read_sqlite(path: Path, rows_sql: str, now: str) -> list[tuple]:
                 f"{SCHEMA_VERSION}); upgrade memcli. Memory unchanged"
             )
         if version < 1 or "_memcli_migrations" not in tables:
-            raise DatabaseError(f"{shown}: an SQLite database, but not a memcli snapshot; "
-                                "memory unchanged")
+            raise DatabaseError(
+                f"{shown}: an SQLite database, but not a memcli snapshot; memory unchanged"
+            )
         _integrity(db, shown)
         if version < SCHEMA_VERSION:
             db = _upgraded_copy(db, shown, now)
@@ -56,8 +57,9 @@ def read_sqlite(path: Path, rows_sql: str, now: str) -> list[tuple]:
 
 
 def _corrupt(shown: str, exc: Exception) -> DatabaseError:
-    return DatabaseError(f"{shown}: damaged snapshot ({' '.join(str(exc).split())}); "
-                         "memory unchanged")
+    return DatabaseError(
+        f"{shown}: damaged snapshot ({' '.join(str(exc).split())}); memory unchanged"
+    )
 
 
 def _integrity(db: sqlite3.Connection, shown: str) -> None:
@@ -80,8 +82,9 @@ def _upgraded_copy(db: sqlite3.Connection, shown: str, now: str) -> sqlite3.Conn
         migrate(copy, now)
     except sqlite3.Error as exc:
         copy.close()
-        raise DatabaseError(f"{shown}: cannot upgrade this older snapshot ({exc}); "
-                            "memory unchanged") from None
+        raise DatabaseError(
+            f"{shown}: cannot upgrade this older snapshot ({exc}); memory unchanged"
+        ) from None
     copy.execute("BEGIN")
     return copy
 
@@ -102,8 +105,9 @@ def _schema(db: sqlite3.Connection, shown: str) -> None:
             continue
         have = {c[1] for c in db.execute(f"PRAGMA table_info({table!r})")}
         if not have:
-            raise DatabaseError(f"{shown}: not a complete memcli snapshot (no table {table}); "
-                                "memory unchanged")
+            raise DatabaseError(
+                f"{shown}: not a complete memcli snapshot (no table {table}); memory unchanged"
+            )
         missing = [c for c in columns if c not in have]
         if missing:
             raise DatabaseError(
@@ -131,8 +135,10 @@ def _verified_rows(db: sqlite3.Connection, shown: str, rows_sql: str) -> list[tu
         {"bad": _BAD_TEXT, "longest": names.MAX_SOURCE_LENGTH},
     ).fetchone()
     if mistyped:
-        raise DatabaseError(f"{shown}: damaged snapshot ({mistyped} fact(s) with a source or "
-                            "time that is not text); memory unchanged")
+        raise DatabaseError(
+            f"{shown}: damaged snapshot ({mistyped} fact(s) with a source or "
+            "time that is not text); memory unchanged"
+        )
     errors: list[str] = []
     count = 0
 
@@ -151,13 +157,18 @@ def _verified_rows(db: sqlite3.Connection, shown: str, rows_sql: str) -> list[tu
             {"bad": _BAD_TEXT, "longest": names.MAX_SOURCE_LENGTH, "shown": MAX_REPORTED_ERRORS},
         ):
             problem = names.source_problem(source)
-            fail(f"fact {tid}: source {problem}" if problem else
-                 f"fact {tid}: created_at or updated_at is not a single-line string")
+            fail(
+                f"fact {tid}: source {problem}"
+                if problem
+                else f"fact {tid}: created_at or updated_at is not a single-line string"
+            )
         count += bad_text - min(bad_text, MAX_REPORTED_ERRORS)
     rows = list(one(rows_sql))
     if len(rows) != total:
-        fail(f"{total - len(rows)} of {total} facts name an entity or relation the file "
-             "lacks (damaged)")
+        fail(
+            f"{total - len(rows)} of {total} facts name an entity or relation the file "
+            "lacks (damaged)"
+        )
     # Every name a fact uses, once: it must be one memcli accepts, and match its key (a
     # changed byte in a name shows here; a changed key is caught by its index).
     used = {row[2] for row in rows}
@@ -175,8 +186,10 @@ def _verified_rows(db: sqlite3.Connection, shown: str, rows_sql: str) -> list[tu
             if problem:
                 fail(f"{table} {rowid}: {safety.printable(name)!r} {problem}")
             elif names.key(name) != key:
-                fail(f"{table} {rowid}: name {safety.printable(name)!r} does not match its "
-                     "key (damaged)")
+                fail(
+                    f"{table} {rowid}: name {safety.printable(name)!r} does not match its "
+                    "key (damaged)"
+                )
     if errors:
         raise ImportFailed(errors, count)
     return rows
