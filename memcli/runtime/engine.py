@@ -380,15 +380,8 @@ class MemoryEngine(MemoryLogic):
         yield from self._feed(turn, utf8.decode(b"", final=True))
         for event in turn.parser.close():
             yield from self._translate(turn, event)
-        elapsed = time.perf_counter() - started
         stats = backend.stats
-        yield Timing(
-            stats.prompt_tokens,
-            stats.generated_tokens,
-            elapsed,
-            first,
-            stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
-        )
+        yield Timing.since(started, stats.prompt_tokens, stats.generated_tokens, first)
         yield Done("".join(turn.text).strip(), "".join(turn.raw), stopped, tuple(turn.reads))
 
     def _planned_read(self, turn: _Turn, queries: Sequence[ReadQuery]) -> Iterator[Event]:
@@ -515,15 +508,11 @@ class MemoryEngine(MemoryLogic):
         written = self.finish_write(
             call.parsed, call.closed, sentence, source=source, dry_run=dry_run
         )
-        elapsed = time.perf_counter() - started
-        yield written
-        yield Timing(
-            backend.stats.prompt_tokens,
-            backend.stats.generated_tokens,
-            elapsed,
-            first,
-            backend.stats.generated_tokens / elapsed if elapsed > 0 else 0.0,
+        timing = Timing.since(
+            started, backend.stats.prompt_tokens, backend.stats.generated_tokens, first
         )
+        yield written
+        yield timing
 
     def write_prompt(self, sentence: str, context: str = "") -> tuple[str, list[int]]:
         """The sentence as the write sees it (neutralised: a call in the text is not a

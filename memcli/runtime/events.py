@@ -3,6 +3,7 @@ CLI render these (and `--json` prints them as JSON lines)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 
 from memcli.protocol import ReadQuery
@@ -66,6 +67,15 @@ class Timing:
     seconds: float
     first_token_seconds: float | None
     tokens_per_second: float
+
+    @classmethod
+    def since(
+        cls, started: float, prompt_tokens: int, generated: int, first: float | None
+    ) -> Timing:
+        """The figures of a turn or write that began at `started` (`time.perf_counter`)."""
+        seconds = time.perf_counter() - started
+        rate = generated / seconds if seconds > 0 else 0.0
+        return cls(prompt_tokens, generated, seconds, first, rate)
 
 
 @dataclass(frozen=True)

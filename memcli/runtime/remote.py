@@ -776,6 +776,9 @@ class _Progress:
     first: float | None = None
     requests: int = 0
 
+    def timing(self) -> Timing:
+        return Timing.since(self.started, self.prompt_tokens, self.generated, self.first)
+
     def token(self, n: int = 1) -> None:
         self.generated += n
         if self.first is None:
@@ -1045,14 +1048,7 @@ class RemoteEngine(MemoryLogic):
             suppress = not kept
         for event in turn.parser.close():
             yield from self._translate(turn, event)
-        elapsed = time.perf_counter() - progress.started
-        yield Timing(
-            progress.prompt_tokens,
-            progress.generated,
-            elapsed,
-            progress.first,
-            progress.generated / elapsed if elapsed > 0 else 0.0,
-        )
+        yield progress.timing()
         yield Done("".join(turn.text).strip(), "".join(turn.raw), stopped, tuple(turn.reads))
 
     def _candidates(self, text: str) -> list[str]:
@@ -1331,14 +1327,7 @@ class RemoteEngine(MemoryLogic):
         yield from call.take_events()
         assert call.closed is not None
         yield self.finish_write(call.parsed, call.closed, sentence, source=source, dry_run=dry_run)
-        elapsed = time.perf_counter() - progress.started
-        yield Timing(
-            progress.prompt_tokens,
-            progress.generated,
-            elapsed,
-            progress.first,
-            progress.generated / elapsed if elapsed > 0 else 0.0,
-        )
+        yield progress.timing()
 
 
 def top_pieces(choice: dict) -> list[bytes]:

@@ -240,15 +240,6 @@ def _finish(engine: MemoryEngine, running: _Running, dry_run: bool) -> WriteOutc
     except (MemcliError, ValueError) as exc:
         outcome.error = exc
         return outcome
-    elapsed = time.perf_counter() - running.started
-    outcome.events += [
-        written,
-        Timing(
-            running.prompt_tokens,
-            call.tokens,
-            elapsed,
-            running.first,
-            call.tokens / elapsed if elapsed > 0 else 0.0,
-        ),
-    ]
+    timing = Timing.since(running.started, running.prompt_tokens, call.tokens, running.first)
+    outcome.events += [written, timing]
     return outcome
