@@ -17,7 +17,10 @@ a one-field result through the same path as the memory tools, without touching m
   all calling concurrently), one tool at a time: p50 and p99 of each call's wall time,
   the calls per second of all eight together, and the CPU time a call of the server and
   of the clients (all eight in this process). With every process on one core, a call
-  waits for the other seven: p50 is about 8 / (calls per second).
+  waits for the other seven: p50 is about 8 / (calls per second). Then the same eight
+  clients paced, each calling 20 times a second (160 calls/s in all, a third of what the
+  server answers back to back): the latency an agent sees while seven others use the
+  server, rather than how long a queue of eight takes.
 
 Goal (issue #15): p99 under 10 ms at 100,000 facts, over stdio and with 8 HTTP clients.
 Wall times depend on the load on the machine; CPU times much less.
@@ -44,6 +47,7 @@ from memcli.store.core import TripleStore
 FACTS = 100_000
 CALLS = {False: 1000, True: 100}
 HTTP_CLIENTS = 8
+PACED_RATE = 20.0  # calls/s of each HTTP client in the paced rows (160/s in all)
 P99_GOAL_MS = 10.0
 SEED = 20260115
 NOOP = "bench_noop"
@@ -146,6 +150,18 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
                 "ms",
             )
         )
+    for tool in TOOLS:
+        local = stdio.wall[f"local {tool}"]
+        for q in (50, 99):
+            rows.append(
+                _latency_row(
+                    f"{tool} p{q}, {HTTP_CLIENTS} HTTP clients paced at {PACED_RATE:g} calls/s "
+                    f"each vs store in process, {size} facts",
+                    percentile(http.paced[tool], q),
+                    percentile(local, q),
+                    q,
+                )
+            )
     for tool in TOOLS:
         ours, base = http.rates[tool], http.rates[NOOP]
         rows.append(
@@ -327,6 +343,7 @@ class _Http:
         self.rates: dict[str, float] = {}
         self.cpu: dict[str, float | None] = {}
         self.client_cpu: dict[str, float] = {}
+        self.paced: dict[str, list[float]] = {}
 
 
 def _http(command: list[str], env: dict[str, str], entities: list[str]) -> _Http:
@@ -395,6 +412,23 @@ async def _http_clients(url: str, entities: list[str], server: int) -> _Http:
                 else (after - before) / (share * HTTP_CLIENTS)
             )
             out.wall[tool] = walls
+        for tool in TOOLS:  # paced: each client PACED_RATE calls a second, phases spread
+            paced: list[float] = []
+            await asyncio.gather(
+                *(
+                    _drive_one(
+                        client,
+                        tool,
+                        entities[i * share : (i + 1) * share],
+                        f"Paced{i}",
+                        paced,
+                        rate=PACED_RATE,
+                        phase=i / (PACED_RATE * HTTP_CLIENTS),
+                    )
+                    for i, client in enumerate(entered)
+                )
+            )
+            out.paced[tool] = paced
     finally:
         for client in reversed(entered):
             await client.__aexit__(None, None, None)
@@ -402,9 +436,23 @@ async def _http_clients(url: str, entities: list[str], server: int) -> _Http:
 
 
 async def _drive_one(
-    client: Any, tool: str, entities: list[str], label: str, out: list[float]
+    client: Any,
+    tool: str,
+    entities: list[str],
+    label: str,
+    out: list[float],
+    *,
+    rate: float | None = None,
+    phase: float = 0.0,
 ) -> None:
+    """Calls `tool` once for each entity, back to back, or at `rate` calls a second
+    (starting `phase` seconds in; a call that falls behind goes at once)."""
+    begun = time.perf_counter() + phase
     for i, entity in enumerate(entities):
+        if rate is not None:
+            wait = begun + i / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
         arguments = (
             {"subject": f"{label} {i}", "relation": "country", "object": "Iceland"}
             if tool == "memory_add"

@@ -657,6 +657,7 @@ def test_bench_rows_keep_the_contract():
     assert any(n.startswith("bench_noop p99 over stdio") for n in names)
     assert any(n.startswith("memory_facts p99 over stdio vs store in process") for n in names)
     assert any("8 concurrent HTTP clients" in n for n in names)
+    assert any(n.startswith("memory_add p99, 8 HTTP clients paced at 20 calls/s") for n in names)
 
 
 # -- the model ------------------------------------------------------------------------
