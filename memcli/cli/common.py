@@ -20,6 +20,7 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
+        metavar="FILE",
         envvar="MEMCLI_DB",
         help="Memory file to use (default: memory.db in MEMCLI_HOME).",
         show_default=False,
@@ -31,6 +32,7 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
+        metavar="NAME|FILE",
         help="A GGUF file or a registry name (see `memcli models list`); "
         "default: the configured model, else the bundled SmolLM2-135M.",
         show_default=False,
@@ -40,6 +42,7 @@ AdapterOption = Annotated[
     str | None,
     typer.Option(
         "--adapter",
+        metavar="FILE",
         help="A GGUF LoRA adapter to apply (default: the shipped one).",
         show_default=False,
     ),
@@ -52,6 +55,7 @@ ThreadsOption = Annotated[
     typer.Option(
         "--threads",
         "-t",
+        metavar="N",
         min=1,
         help="CPU threads for the model (default: measured best, or MEMCLI_THREADS).",
         show_default=False,
