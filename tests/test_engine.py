@@ -237,3 +237,22 @@ def test_write_that_runs_on_is_closed_early(store):
     done = next(e for e in events if isinstance(e, WriteDone))
     assert done.triples == () and done.raw == "({MEM_WRITE-->})"
     assert backend.stats.generated_tokens < 40  # one item, not eight
+
+
+def test_a_write_never_stores_a_pronoun_or_a_clause_fragment_as_an_entity():
+    from memcli.protocol import Triple
+    from memcli.runtime.engine import _plausible
+
+    dropped = [
+        ("University of Oslo", "located in", "She studied physics at the"),
+        ("Lars Berg", "spouse", "Her husband"),
+        ("She", "award received", "Nobel Prize"),
+        ("Obama", "country", "Obama was born in"),
+    ]
+    kept = [
+        ("It Happened One Night", "director", "Frank Capra"),  # titles keep their pronouns
+        ("She Loves You", "performer", "The Beatles"),
+        ("Equinor", "country", "Norway"),
+    ]
+    assert [t for t in dropped if _plausible(Triple(*t))] == []
+    assert [t for t in kept if not _plausible(Triple(*t))] == []

@@ -21,7 +21,7 @@ from tests.fakes import FakeBackend
 
 SCRIPTS = {
     "Marie Curie was born in Warsaw.": "Marie Curie>>place of birth>>Warsaw})",
-    "She won the Nobel Prize in Physics.": "She>>award received>>Nobel Prize in Physics})",
+    "Curie won the Nobel Prize in Physics.": "Curie>>award received>>Nobel Prize in Physics})",
     "Warsaw lies in Poland.": "Warsaw>>country>>Poland;Warsaw>>country>>Poland})",
     "It rained.": "})",
     "Lake Geneva lies between Switzerland and France.": (

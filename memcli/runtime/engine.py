@@ -607,12 +607,35 @@ class WriteCall(WriteText):
 
 def _plausible(triple: protocol.Triple) -> bool:
     """Drop what a small model writes when it runs on: an entity related to itself, or
-    to a span that contains it ("Obama" >> ... >> "Obama was born in")."""
+    to a span that contains it ("Obama" >> ... >> "Obama was born in"), or one that is a
+    pronoun or a clause fragment ("Her husband", "She studied physics at the")."""
     subject, obj = names.key(triple.subject), names.key(triple.object)
-    if subject == obj:
+    if subject == obj or _fragment(triple.subject) or _fragment(triple.object):
         return False
     s_words, o_words = f" {subject} ", f" {obj} "
     return s_words not in o_words and o_words not in s_words
+
+
+def _fragment(name: str) -> bool:
+    """A pronoun, or a span that starts with one and goes on in lower case ("Her
+    husband", "She studied physics at the"), or ends with a word that cannot end a name
+    ("... at the"). Titles keep theirs ("It Happened One Night", "She Loves You")."""
+    from memcli.runtime.writing import PRONOUNS
+
+    words = name.split()
+    if not words:
+        return True
+    if words[-1].lower() in _CANNOT_END:
+        return True
+    first = words[0].lower().strip("'’")
+    if first in PRONOUNS:
+        return len(words) == 1 or not words[1][:1].isupper()
+    return False
+
+
+_CANNOT_END = frozenset(
+    {"the", "a", "an", "of", "at", "in", "to", "for", "and", "with", "on", "by", "from"}
+)
 
 
 def _done_items(call: str) -> list[str]:
