@@ -40,6 +40,7 @@ from memcli.runtime.events import (
     WriteDone,
 )
 from memcli.runtime.reading import entities_named, name_words
+from memcli.runtime.writing import PRONOUNS
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore
 
@@ -620,8 +621,6 @@ def _fragment(name: str) -> bool:
     """A pronoun, or a span that starts with one and goes on in lower case ("Her
     husband", "She studied physics at the"), or ends with a word that cannot end a name
     ("... at the"). Titles keep theirs ("It Happened One Night", "She Loves You")."""
-    from memcli.runtime.writing import PRONOUNS
-
     words = name.split()
     if not words:
         return True

@@ -7,7 +7,7 @@ import weakref
 from dataclasses import dataclass
 
 from memcli.store import names
-from memcli.store.core import TripleStore
+from memcli.store.core import NAMED_BY_A_CURRENT_FACT, TripleStore
 
 ENTITY_THRESHOLD = 88.0
 RELATION_THRESHOLD = 85.0
@@ -44,26 +44,29 @@ class NameIndex:
         self.keys: list[str] = []
 
     def sync(self) -> None:
-        db = self.store.db
         revision = self.store.revision()
         if revision == self.revision:
             return
-        last = self.ids[-1] if self.ids else 0
-        last_key = self.keys[-1] if self.keys else None
-        row = db.execute("SELECT key FROM entities WHERE id = ?", (last,)).fetchone()
-        if last and (row is None or row[0] != last_key):  # the newest one went (or its id
-            self.ids, self.keys = [], []  # was given again): read everything afresh
-        rows = db.execute(
-            "SELECT id, key FROM entities WHERE id > ? ORDER BY id",
-            (self.ids[-1] if self.ids else 0,),
+        db = self.store.db
+        if self.ids:
+            row = db.execute("SELECT key FROM entities WHERE id = ?", (self.ids[-1],)).fetchone()
+            if row is None or row[0] != self.keys[-1]:  # the newest went, or its id was
+                self._read_from(0)  # given again
+        self._read_from(self.ids[-1] if self.ids else 0)
+        (count,) = db.execute("SELECT count(*) FROM entities").fetchone()
+        if count != len(self.ids):  # others went
+            self._read_from(0)
+        self.revision = revision
+
+    def _read_from(self, after: int) -> None:
+        """Read the entities above id `after` (0: all of them, afresh)."""
+        if after == 0:
+            self.ids, self.keys = [], []
+        rows = self.store.db.execute(
+            "SELECT id, key FROM entities WHERE id > ? ORDER BY id", (after,)
         ).fetchall()
         self.ids += [r[0] for r in rows]
         self.keys += [r[1] for r in rows]
-        (count,) = db.execute("SELECT count(*) FROM entities").fetchone()
-        if count != len(self.ids):  # some went: read everything afresh
-            rows = db.execute("SELECT id, key FROM entities ORDER BY id").fetchall()
-            self.ids, self.keys = [r[0] for r in rows], [r[1] for r in rows]
-        self.revision = revision
 
     def closest(self, name: str, threshold: float, tries: int = 5) -> str | None:
         """The current entity (named by a current fact) spelled most like `name`, at or
@@ -84,20 +87,12 @@ class NameIndex:
         )
         for _key, score, index in hits:
             row = self.store.db.execute(
-                """SELECT name FROM entities e WHERE id = ? AND (
-                   EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id
-                           AND superseded_at IS NULL) OR
-                   EXISTS (SELECT 1 FROM triples WHERE object_id = e.id
-                           AND superseded_at IS NULL))""",
+                f"SELECT name FROM entities e WHERE id = ? AND {NAMED_BY_A_CURRENT_FACT}",
                 (self.ids[index],),
             ).fetchone()
             if row is not None:
                 return str(row[0]), float(score)
         return None
-
-
-_CURRENT = """EXISTS (SELECT 1 FROM triples WHERE subject_id = e.id AND superseded_at IS NULL)
-            OR EXISTS (SELECT 1 FROM triples WHERE object_id = e.id AND superseded_at IS NULL)"""
 
 
 def names_starting(store: TripleStore, typed: str, limit: int = 50) -> list[str]:
@@ -108,8 +103,8 @@ def names_starting(store: TripleStore, typed: str, limit: int = 50) -> list[str]
     found = [
         row[0]
         for row in store.db.execute(
-            f"""SELECT name FROM entities e WHERE key >= ? AND key < ? AND ({_CURRENT})
-                ORDER BY key LIMIT ?""",
+            f"""SELECT name FROM entities e WHERE key >= ? AND key < ?
+                AND {NAMED_BY_A_CURRENT_FACT} ORDER BY key LIMIT ?""",
             (prefix, prefix + "\U0010ffff", limit),
         )
     ]
@@ -117,8 +112,8 @@ def names_starting(store: TripleStore, typed: str, limit: int = 50) -> list[str]
         found += [
             row[0]
             for row in store.db.execute(
-                f"""SELECT name FROM entities e WHERE instr(key, ?) > 1 AND ({_CURRENT})
-                    ORDER BY key LIMIT ?""",
+                f"""SELECT name FROM entities e WHERE instr(key, ?) > 1
+                    AND {NAMED_BY_A_CURRENT_FACT} ORDER BY key LIMIT ?""",
                 (prefix, limit - len(found)),
             )
         ]
@@ -163,7 +158,6 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
         limit=min(limit * 4 + 16, len(index.keys)) or 1,  # room for history's names
         score_cutoff=cutoff,
     )
-    entities = 0
     for _key, score, at in hits:
         row = store.db.execute(
             # Two index searches (an OR of the two columns scanned the whole table).
@@ -177,8 +171,7 @@ def search(store: TripleStore, text: str, limit: int = 10, cutoff: float = 50.0)
         ).fetchone()
         if row is not None and row[1]:
             found.append(Match("entity", row[0], float(score), row[1]))
-            entities += 1
-            if entities == limit:
+            if len(found) == limit:  # entities only, so far
                 break
     rows = store.db.execute("SELECT id, name FROM relations").fetchall()
     for name, score, at in process.extract(
