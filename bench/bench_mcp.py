@@ -87,17 +87,7 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
 
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
     rows: list[Row] = []
-    for tool in TOOLS:
-        local = stdio.wall[f"local {tool}"]
-        for q in (50, 99):
-            rows.append(
-                _latency_row(
-                    f"{tool} p{q} over stdio vs store in process, {size} facts",
-                    percentile(stdio.wall[tool], q),
-                    percentile(local, q),
-                    q,
-                )
-            )
+    rows += _latency_rows(" over stdio", stdio.wall, stdio, size)
     for q in (50, 99):
         rows.append(
             row(
@@ -129,18 +119,7 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
             )
         )
 
-    for tool in TOOLS:
-        local = stdio.wall[f"local {tool}"]
-        for q in (50, 99):
-            rows.append(
-                _latency_row(
-                    f"{tool} p{q}, {HTTP_CLIENTS} concurrent HTTP clients vs store in process, "
-                    f"{size} facts",
-                    percentile(http.wall[tool], q),
-                    percentile(local, q),
-                    q,
-                )
-            )
+    rows += _latency_rows(f", {HTTP_CLIENTS} concurrent HTTP clients", http.wall, stdio, size)
     for q in (50, 99):
         rows.append(
             row(
@@ -150,18 +129,8 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
                 "ms",
             )
         )
-    for tool in TOOLS:
-        local = stdio.wall[f"local {tool}"]
-        for q in (50, 99):
-            rows.append(
-                _latency_row(
-                    f"{tool} p{q}, {HTTP_CLIENTS} HTTP clients paced at {PACED_RATE:g} calls/s "
-                    f"each vs store in process, {size} facts",
-                    percentile(http.paced[tool], q),
-                    percentile(local, q),
-                    q,
-                )
-            )
+    paced = f", {HTTP_CLIENTS} HTTP clients paced at {PACED_RATE:g} calls/s each"
+    rows += _latency_rows(paced, http.paced, stdio, size)
     for tool in TOOLS:
         ours, base = http.rates[tool], http.rates[NOOP]
         rows.append(
@@ -194,6 +163,21 @@ def _run(tmp: Path, n: int, calls: int) -> list[Row]:
             )
         )
     return rows
+
+
+def _latency_rows(how: str, walls: dict[str, list[float]], stdio: _Stdio, size: str) -> list[Row]:
+    """p50 and p99 of each memory tool's calls (`how`: " over stdio", ", 8 ..."), each
+    against the same call to the store in process."""
+    return [
+        _latency_row(
+            f"{tool} p{q}{how} vs store in process, {size} facts",
+            percentile(walls[tool], q),
+            percentile(stdio.wall[f"local {tool}"], q),
+            q,
+        )
+        for tool in TOOLS
+        for q in (50, 99)
+    ]
 
 
 def _latency_row(name: str, ours_ms: float, base_ms: float, q: int) -> Row:
