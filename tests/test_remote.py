@@ -163,20 +163,17 @@ def test_a_write_is_constrained_to_spans_and_stored_as_one_batch(store):
     assert body["prompt"].endswith("<|im_start|>assistant\n({MEM_WRITE-->")
 
 
-def test_client_side_masks_ask_one_token_at_a_time_and_check_the_answer(store, monkeypatch):
-    from memcli.runtime.remote import LocalVocab
-
-    bundled = catalog.bundled_model_path()
-    vocab = LocalVocab(bundled)
-    pieces = vocab.pieces()
-    vocab.close()
-    target = "Lake Geneva>>country>>)-->"
+def _bias_honouring_script(pieces: list[bytes], target: str):
+    """A server that honours logit_bias (the probe included): inside a read it writes the
+    longest allowed piece that continues `target`; after the read's results, " France."."""
 
     def script(body):
         prompt = body["prompt"]
-        if prompt == "The letter after P is":  # the logit_bias probe: honoured
-            favoured = [int(t) for t, v in body["logit_bias"].items() if v > 0]
-            return Reply([pieces[favoured[0]].decode()])
+        if prompt == "The letter after P is":  # the logit_bias probe
+            if "logit_bias" in body:
+                favoured = [int(t) for t, v in body["logit_bias"].items() if v > 0]
+                return Reply([pieces[favoured[0]].decode()])
+            return Reply([" Q, of course"])
         if "logit_bias" in body and "({MEM_READ(" in prompt:
             done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ(") :]
             rest = target[len(done) :].encode()
@@ -192,6 +189,20 @@ def test_client_side_masks_ask_one_token_at_a_time_and_check_the_answer(store, m
         if prompt.endswith("France})"):
             return Reply([" France."])
         return Reply([" No."])
+
+    return script
+
+
+def test_client_side_masks_ask_one_token_at_a_time_and_check_the_answer(store, monkeypatch):
+    from memcli.runtime.remote import LocalVocab
+
+    bundled = catalog.bundled_model_path()
+    vocab = LocalVocab(bundled)
+    pieces = vocab.pieces()
+    vocab.close()
+    target = "Lake Geneva>>country>>)-->"
+
+    script = _bias_honouring_script(pieces, target)
 
     monkeypatch.setenv("MEMCLI_ENGINE_TOKENIZER", str(bundled))
     with FakeServer("plain", script) as server:
@@ -556,28 +567,7 @@ def test_without_the_gguf_here_masks_use_the_servers_tokenizer_and_cache_its_voc
     local.close()
     target = "Lake Geneva>>country>>)-->"
 
-    def script(body):  # ignores grammars, honours logit_bias
-        prompt = body["prompt"]
-        if prompt == "The letter after P is":
-            if "logit_bias" in body:
-                favoured = [int(t) for t, v in body["logit_bias"].items() if v > 0]
-                return Reply([pieces[favoured[0]].decode()])
-            return Reply([" Q, of course"])
-        if "logit_bias" in body and "({MEM_READ(" in prompt:
-            done = prompt[prompt.rindex("({MEM_READ(") + len("({MEM_READ(") :]
-            rest = target[len(done) :].encode()
-            bias = {int(k): v for k, v in body["logit_bias"].items()}
-            allowed = [t for t, v in bias.items() if v > 0] or [
-                t for t in range(len(pieces)) if t not in bias
-            ]
-            best = max(
-                (t for t in allowed if pieces[t] and rest.startswith(pieces[t])),
-                key=lambda t: len(pieces[t]),
-            )
-            return Reply([pieces[best].decode()])
-        if prompt.endswith("France})"):
-            return Reply([" France."])
-        return Reply([" No."])
+    script = _bias_honouring_script(pieces, target)  # ignores grammars
 
     with FakeServer("llama-server", script, chat_template=CHATML, vocab=pieces) as server:
         for attempt in range(2):
