@@ -42,10 +42,6 @@ def _spelled_in(sentence: str, name: str) -> bool:
     return any(f" {key}{end}" in text for end in (" ", ".", ",", "'", "’", "!", ";"))
 
 
-def _reply(facts: list[list[str]], replaced: dict[int, str]) -> str:
-    return writing.acknowledge([tuple(f) for f in facts], replaced, [])  # type: ignore[misc]
-
-
 def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[Example]:
     """The write examples of one conversation, turn by turn, as the runtime would make
     its write calls."""
@@ -56,7 +52,7 @@ def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[
         message = turn["user"]
         plan = writing.plan_turn(message, context)
         told = [Triple(*fact) for fact in turn.get("facts") or []]
-        stored: list[list[str]] = []
+        stored: list[tuple[str, str, str]] = []
         replaced: dict[int, str] = {}
         for sentence in plan.statements:
             gold = [
@@ -81,7 +77,7 @@ def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[
                 old = current.get((names.key(t.subject), t.relation))
                 if old is not None and turn.get("superseded"):
                     replaced[len(stored)] = old
-                stored.append([t.subject, t.relation, t.object])
+                stored.append((t.subject, t.relation, t.object))
                 current[(names.key(t.subject), t.relation)] = t.object
         for _subject, _relation, obj in stored:  # "it" in the next turn, as the runtime
             context.saw_thing(obj)
@@ -89,7 +85,7 @@ def conversation_examples(conversation: dict[str, Any], index: int) -> Iterator[
         if plan.introductions:  # "My name is …": the runtime's greeting, as it says it
             said.append(f"Nice to meet you, {plan.introductions[-1].resolved}.")
         if stored or plan.statements:
-            said.append(_reply(stored, replaced))
+            said.append(writing.acknowledge(stored, replaced, []))
         elif "answer" in turn:
             answer = turn["answer"]
             said.append(" and ".join(answer) + "." if answer else NOTHING_IN_MEMORY)
