@@ -514,6 +514,27 @@ def test_a_question_no_relation_fits_is_not_answered_with_the_nearest_fact(rolf_
     assert chosen.fact.relation == "residence"
 
 
+def test_another_name_of_a_relation_lifts_it_only_when_it_is_what_the_question_asks():
+    store = TripleStore()
+    store.add("Rolf Aasen", "country of citizenship", "Norway")
+    store.add("Rolf Aasen", "place of birth", "Hamar")
+    entities = ["Rolf Aasen"]
+    # `ethnic group` is the closest relation name, "nationality" (an alias of
+    # `country of citizenship`) is closer still.
+    [nationality] = reading.choose_facts(store, "What nationality is Rolf Aasen?", entities)
+    assert nationality.fact.object == "Norway"
+    # The alias pushes no other relation out: "from originally" still reads the birthplace
+    # when that is the only such fact.
+    store.remove([store.current_objects("Rolf Aasen", "country of citizenship")[0].id])
+    [origin] = reading.choose_facts(store, "Where is Rolf Aasen from originally?", entities)
+    assert origin.fact.relation == "place of birth"
+    # A question about something else is not answered through an alias that is merely
+    # near: "nationality" is 0.46 from this, languages closer.
+    store.add("Rolf Aasen", "country of citizenship", "Norway")
+    assert reading.choose_facts(store, "Which language is Rolf Aasen fluent in?", entities) == []
+    store.close()
+
+
 def test_a_first_name_alone_means_the_one_person_named_in_full_before():
     context = writing.Context()
     writing.plan_turn("Marta Lindgren works at Copperleaf Studio.", context)

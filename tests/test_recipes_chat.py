@@ -147,3 +147,22 @@ def test_first_person_and_relatives_are_taught_by_name_after_the_introduction():
         + protocol.WRITE_HEAD
     )
     assert kin.target == "Rolf Petrov>>residence>>Graz})" + IM_END
+
+
+def test_read_check_counts_answers_and_abstentions_on_the_told_facts(capsys):
+    from recipes import read_check
+
+    conversation = {
+        "turns": [
+            *CONVERSATION["turns"],
+            {"user": "Where does she live now?", "answer": ["Bergen"]},  # the update's value
+            {"user": "Where does Dana live?", "answer": ["Oslo"]},  # stale: a miss
+            {"user": "Where was Dana Whitfield born?", "answer": None},
+            {"user": "Who is Dana Whitfield married to?", "answer": None},
+        ]
+    }
+    tally = read_check.check([conversation, {"turns": CONVERSATION["turns"][:2]}])
+    assert (tally.answered, tally.questions) == (2, 3)
+    assert (tally.abstained, tally.absent) == (2, 2)
+    [miss] = tally.misses
+    assert miss.startswith("'Where does Dana live?': expected ['Oslo']") and "Bergen" in miss

@@ -176,17 +176,27 @@ def rank_relations(
     embedder: Embedder | None = None,
     *,
     glosses: bool = False,
+    aliases: bool = False,
 ) -> list[tuple[str, float]]:
     """All `relations` by similarity of their names' meaning to `question`, best first.
     With `glosses`, a relation scores the better of its name and its gloss
     (`glosses.GLOSSES`): on the train split of recipes/chat_data.py that picks the right
     relation for 16 of 19 statement wordings instead of 13, but for 9 of 13 questions
-    instead of 11, so reads use names only and writes use glosses."""
-    from memcli.runtime.glosses import GLOSSES
+    instead of 11, so reads use names only and writes use glosses. With `aliases`, the
+    best of its name and its other names (`glosses.ALIASES`), as reads do."""
+    from memcli.runtime.glosses import ALIASES, GLOSSES
 
     embedder = embedder or shared_embedder()
     relations = list(relations)
     scores = embedder.similarity(question, [relation_text(r) for r in relations], keep_others=True)
+    named = [(i, a) for i, r in enumerate(relations) if aliases for a in ALIASES.get(r, ())]
+    if named:  # a relation is as close as the closest of its names
+        by_alias = embedder.similarity(
+            question, [relation_text(a) for _, a in named], keep_others=True
+        )
+        scores = scores.copy()
+        for (i, _), score in zip(named, by_alias, strict=True):
+            scores[i] = max(scores[i], score)
     glossed = [i for i, r in enumerate(relations) if glosses and r in GLOSSES]
     if glossed:  # a relation is as close as the closer of its name and its gloss
         by_gloss = embedder.similarity(
