@@ -542,6 +542,27 @@ def test_a_first_name_alone_means_the_one_person_named_in_full_before():
     assert moved.resolved == "Marta Lindgren moved to Bergen last month."
     [brother] = writing.plan_turn("Marta's brother is Jonas Lindgren.", context).statements
     assert brother.resolved == "Marta Lindgren's brother is Jonas Lindgren."
-    writing.plan_turn("Marta Olsen lives in Oslo.", context)  # two Martas now: ambiguous
+    [olsen] = writing.plan_turn("Marta Olsen lives in Oslo.", context).statements
+    assert olsen.resolved == "Marta Olsen lives in Oslo."  # a longer name is kept whole
+    # two Martas now: ambiguous
+    [ambiguous] = writing.plan_turn("Marta moved to Rome.", context).statements
+    assert ambiguous.resolved == "Marta moved to Rome."
+
+
+def test_a_first_name_alone_means_the_one_person_memory_knows_by_it():
+    # Told in an earlier session: this chat never named Marta in full.
+    chat = Chat(
+        "({MEM_WRITE-->Marta Lindgren>>residence>>Bergen})",
+        facts=[("Marta Lindgren", "employer", "Copperleaf Studio"), ("Bergen", "country", "Norway")],
+    )
+    record = chat.say("Marta moved to Bergen last month.")
+    assert chat.current() >= {("Marta Lindgren", "residence", "Bergen")}
+    assert "Marta Lindgren" in record.answer
+    store = chat.store
+    assert reading.one_person_named(store, "Marta") == "Marta Lindgren"
+    assert reading.one_person_named(store, "Bergen") is None  # not a person's first name
+    store.add("Marta Olsen", "residence", "Oslo")
+    assert reading.one_person_named(store, "Marta") is None  # two Martas: ambiguous
+    context = writing.Context(known=lambda first: reading.one_person_named(store, first))
     [ambiguous] = writing.plan_turn("Marta moved to Rome.", context).statements
     assert ambiguous.resolved == "Marta moved to Rome."

@@ -180,7 +180,7 @@ class Conversation:
         # Who "she" and "it" are (see runtime/writing.py); "I" and "my" are `user` (the
         # name the person gave, else "the user" until they say "My name is …").
         self.user = user
-        self.context = Context(user=user)
+        self.context = Context(user=user, known=self._known_person)
         # The engine for turns that need no memory (greetings, requests): the base model
         # without the memory adapter. Made on first use by `chat_factory`, else taken
         # from `engines.chatting()`, else the answering engine.
@@ -188,6 +188,12 @@ class Conversation:
         self._chat_engine: Engine | None = None
 
     # -- state --------------------------------------------------------------------------
+
+    def _known_person(self, first: str) -> str | None:
+        """The one person memory knows by this first name (told in an earlier session)."""
+        from memcli.runtime.reading import one_person_named
+
+        return one_person_named(self.store, first)
 
     def source(self, number: int) -> str:
         return f"chat {self.session_id} turn {number}"
@@ -204,7 +210,7 @@ class Conversation:
 
         self.history = []
         self._said = []
-        self.context = Context(user=self.context.user)
+        self.context = Context(user=self.context.user, known=self._known_person)
 
     # -- a turn -------------------------------------------------------------------------
 

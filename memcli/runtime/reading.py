@@ -234,6 +234,23 @@ def entities_named(store: TripleStore, words: Sequence[str], *, current: bool) -
     return found
 
 
+def one_person_named(store: TripleStore, first: str) -> str | None:
+    """The one person in memory whose name has more words and starts with `first`
+    ("Marta" → "Marta Lindgren"), a person being the subject of a current fact only
+    people have (`glosses.HUMAN_RELATIONS`); None when there are none or several."""
+    pattern = names.key(first).replace("%", "").replace("_", "")
+    if not pattern or " " in pattern:
+        return None
+    marks = ",".join("?" * len(HUMAN_RELATIONS))
+    rows = store.db.execute(
+        f"""SELECT DISTINCT e.name FROM entities e JOIN triples t ON t.subject_id = e.id
+        JOIN relations r ON r.id = t.relation_id
+        WHERE e.key LIKE ? AND t.superseded_at IS NULL AND r.name IN ({marks}) LIMIT 2""",
+        (pattern + " %", *sorted(HUMAN_RELATIONS)),
+    ).fetchall()
+    return rows[0][0] if len(rows) == 1 else None
+
+
 def mentioned_entities(store: TripleStore, text: str) -> list[str]:
     """Entities in memory that `text` names: any run of up to 8 words, by key (possessive
     "'s" dropped), and a single word that is the first word of exactly one multi-word

@@ -26,7 +26,7 @@ No model here: these are the checks around the model's `MEM_WRITE` calls (see
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from memcli.runtime.glosses import HUMAN_RELATIONS, PERSON_VALUE, about_people, value_type
@@ -133,6 +133,16 @@ class Context:
     things: list[str] = field(default_factory=list)
     user: str | None = None  # the person's own name, once they said it
     persons: list[str] = field(default_factory=list)  # names "he", "she" or "I" meant
+    # The one person memory knows by a first name, for names told in an earlier session
+    # (`reading.one_person_named` on the chat's memory); None: the conversation only.
+    known: Callable[[str], str | None] | None = None
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Context:
+        """A copy to go back to (an interrupted turn): the names copied, `known` shared
+        (it reads memory, which the copy must not duplicate)."""
+        return Context(
+            list(self.people), list(self.things), self.user, list(self.persons), self.known
+        )
 
     def saw(self, subject: str, obj: str | None = None, *, person: bool = True) -> None:
         target = self.people if person else self.things
@@ -287,9 +297,15 @@ def resolve(sentence: str, context: Context) -> tuple[str, list[str]]:
 
     def full_name(m: re.Match[str]) -> str:
         # A first name alone for someone named in full before: "Marta moved to Bergen"
-        # after "Marta Lindgren works at ..." is about Marta Lindgren, not a new "Marta".
+        # after "Marta Lindgren works at ..." is about Marta Lindgren, not a new "Marta";
+        # named in this conversation, else the one person memory knows by that name.
         word = m.group()
+        if re.match(r"\s+[A-Z]", m.string[m.end() :]):
+            return word  # the first word of a longer name ("Marta Olsen")
         known = {p for p in context.people if len(p.split()) > 1 and p.split()[0] == word}
+        if not known and context.known is not None and word.lower() not in PRONOUNS:
+            remembered = context.known(word)
+            known = {remembered} if remembered else set()
         if len(known) != 1:
             return word
         (target,) = known
