@@ -553,7 +553,10 @@ def test_a_first_name_alone_means_the_one_person_memory_knows_by_it():
     # Told in an earlier session: this chat never named Marta in full.
     chat = Chat(
         "({MEM_WRITE-->Marta Lindgren>>residence>>Bergen})",
-        facts=[("Marta Lindgren", "employer", "Copperleaf Studio"), ("Bergen", "country", "Norway")],
+        facts=[
+            ("Marta Lindgren", "employer", "Copperleaf Studio"),
+            ("Bergen", "country", "Norway"),
+        ],
     )
     record = chat.say("Marta moved to Bergen last month.")
     assert chat.current() >= {("Marta Lindgren", "residence", "Bergen")}
