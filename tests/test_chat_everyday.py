@@ -569,3 +569,72 @@ def test_a_first_name_alone_means_the_one_person_memory_knows_by_it():
     context = writing.Context(known=lambda first: reading.one_person_named(store, first))
     [ambiguous] = writing.plan_turn("Marta moved to Rome.", context).statements
     assert ambiguous.resolved == "Marta moved to Rome."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        (
+            "I work for Tidewater Foods and I live in Stavanger.",
+            ["I work for Tidewater Foods.", "I live in Stavanger."],
+        ),
+        (
+            "Dana works for Acme Labs and plays for Aarhus Otters.",
+            ["Dana works for Acme Labs.", "Dana plays for Aarhus Otters."],
+        ),
+        ("Dana lives in Oslo and Bergen.", ["Dana lives in Oslo and Bergen."]),
+        ("Dana and Rolf live in Oslo.", ["Dana and Rolf live in Oslo."]),
+        ("Maren was born and raised in Brno.", ["Maren was born and raised in Brno."]),
+        ("Jonas likes cats and dogs.", ["Jonas likes cats and dogs."]),
+        # An update stays whole: its clauses together say what changed.
+        (
+            "Dana no longer works there, and she joined Meridian Freight.",
+            ["Dana no longer works there, and she joined Meridian Freight."],
+        ),
+    ],
+)
+def test_a_statement_of_two_clauses_is_written_clause_by_clause(sentence, expected):
+    assert writing.clauses(sentence) == expected
+
+
+def test_a_person_named_beside_a_role_and_a_nationality_by_its_adjective():
+    context = writing.Context(user="Sara Nilsen")
+    [colleague] = writing.plan_turn("My colleague Marta Lindgren is Swedish.", context).statements
+    assert colleague.resolved == "Marta Lindgren is Swedish."
+    assert colleague.facts == (("Marta Lindgren", "country of citizenship", "Swedish"),)
+    assert not colleague.written  # the form states it: no write call
+    [went] = writing.plan_turn("She went to university in Uppsala.", context).statements
+    assert went.resolved == "Marta Lindgren went to university in Uppsala." and went.written
+    [friend] = writing.plan_turn("My old friend Jonas Berg moved to Oslo.", context).statements
+    assert friend.resolved == "Jonas Berg moved to Oslo." and friend.facts == ()
+    # Kinship and "is" are not roles; a thing's adjective is no nationality.
+    [husband] = writing.plan_turn("My husband is Rolf Aasen.", context).statements
+    assert husband.resolved == "Sara Nilsen's husband is Rolf Aasen."
+    assert writing.demonym_fact("It is Danish.") is None
+    assert writing.demonym_fact("Marta Lindgren is tired.") is None
+
+
+def test_a_greeting_beside_an_introduction_gets_no_generated_reply():
+    assert not writing.plan_turn("Hi! My name is Sara Nilsen.", writing.Context()).needs_reply
+    assert writing.plan_turn("Hi!", writing.Context()).needs_reply
+    request = writing.plan_turn("My name is Sara Nilsen. Tell me a joke.", writing.Context())
+    assert request.needs_reply
+
+
+def test_two_clauses_and_a_colleagues_nationality_in_a_chat():
+    chat = Chat(
+        "({MEM_WRITE-->the user>>employer>>Tidewater Foods})",
+        "({MEM_WRITE-->the user>>residence>>Stavanger})",
+        "({MEM_WRITE-->Marta Lindgren>>educated at>>Uppsala University})",
+    )
+    chat.say("I work for Tidewater Foods and I live in Stavanger.")
+    assert chat.current() == {
+        ("the user", "employer", "Tidewater Foods"),
+        ("the user", "residence", "Stavanger"),
+    }
+    record = chat.say("My colleague Marta Lindgren is Swedish.")
+    assert ("Marta Lindgren", "country of citizenship", "Swedish") in chat.current()
+    assert chat.engine.backend.turns == 2  # no write call for the nationality
+    assert "Marta Lindgren - country of citizenship: Swedish" in record.answer
+    chat.say("She went to Uppsala University.")
+    assert ("Marta Lindgren", "educated at", "Uppsala University") in chat.current()

@@ -350,13 +350,14 @@ class Conversation:
         for sentence in plan.statements:
             view.begin()
             call: list[str] = []
-            for event in engine.write(
+            events = engine.write(
                 sentence.resolved,
                 context,
                 source=self.source(record.number),
                 dry_run=True,
                 entities=self.context.entities(),
-            ):
+            )
+            for event in events if sentence.written else ():
                 view.show(event)
                 if isinstance(event, CallText) and event.kind == "write":
                     call.append(event.text)

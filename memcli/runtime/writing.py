@@ -223,6 +223,84 @@ def kin_apposition(resolved: str) -> tuple[tuple[str, str, str], str] | None:
     return (owner, kin, relative), f"{relative} {rest}"
 
 
+# "Marta Lindgren is a colleague": a person named beside a word for who they are to the
+# owner that is no kinship ("my colleague Marta Lindgren", "my friend Jonas"). No
+# relation holds that, so the sentence is about the person named, and nothing else.
+_ROLE_APPOSITION = re.compile(
+    rf"^\s*(?P<owner>{_NAME}|{USER})['’]s\s+(?P<role>(?:(?:old|best|good|close|new|former)\s+)?"
+    rf"(?!(?:is|was|are|has|had|lives|works)\b)[a-z][\w-]*),?\s+(?P<named>{_NAME})"
+    r"(?P<rest>(?:,|\s+(?![A-Z])).*)$"
+)
+
+
+def role_apposition(resolved: str) -> str | None:
+    """For "Ayla Brandt's colleague Marta Lindgren is Swedish." (first person resolved):
+    "Marta Lindgren is Swedish.", the sentence about the one named. None when the
+    sentence is not of that form (or the word is a kinship: `kin_apposition`)."""
+    match = _ROLE_APPOSITION.match(resolved)
+    if not match or not match.group("rest").strip(" ,.!") or match.group("role") in KIN:
+        return None
+    if match.group("role").split()[-1] in KIN:
+        return None
+    return f"{match.group('named')} {match.group('rest').lstrip(' ,')}"
+
+
+# "Marta Lindgren is Swedish.": a person said to be of a nationality, by its adjective
+# (a demonym: Swedish, Norwegian, Japanese, Pakistani, Icelandic, Dutch). Stated by the
+# form alone, as `country of citizenship` with the word as said; the model writes
+# nothing good for it (the wording "someone is something" names no relation).
+_DEMONYM = re.compile(
+    rf"^\s*(?P<who>{_NAME}|{USER})\s+(?:is|was|is now)\s+(?:a\s+)?"
+    r"(?P<nation>[A-Z][a-z]+(?:ish|ese|ian|an|i|ic|ch|ss|sh))"
+    r"(?:\s+(?:citizen|national))?\s*[.!]?\s*$"
+)
+
+
+def demonym_fact(resolved: str) -> tuple[str, str, str] | None:
+    """("Marta Lindgren", "country of citizenship", "Swedish") for "Marta Lindgren is
+    Swedish."; None for any other sentence."""
+    match = _DEMONYM.match(resolved)
+    if not match or match.group("who").split()[0] in ("It", "This", "That", "There"):
+        return None
+    return (match.group("who"), "country of citizenship", match.group("nation"))
+
+
+# "I work for Tidewater Foods and I live in Stavanger.": two statements, each written on
+# its own (one write call per clause, as one per sentence). Split before "and" when a
+# subject pronoun follows ("and she", "and I"), or when a verb follows with the first
+# clause's subject left out ("works for Tidewater Foods and lives in Stavanger": the
+# subject is put back). A list of names ("lives in Oslo and Bergen") is one clause.
+_AND_PRONOUN = re.compile(r",?\s+and\s+(?=(?:I|i|he|she|they|we|He|She|They|We)\s)")
+_AND_VERB = re.compile(r",?\s+and\s+(?=[a-z][\w-]*\s+(?:\w+\s+){0,3}[A-Z])")
+_NOT_A_VERB = frozenset(
+    "the a an in at of to for with on from by my his her their its our your also then".split()
+)
+
+
+def clauses(sentence: str) -> list[str]:
+    """A statement's clauses as sentences of their own (most statements: one). A
+    sentence that says a value changed or stopped is kept whole: its clauses together
+    are the update ("no longer works there, and she joined Meridian")."""
+    if STOPPED.search(sentence) or UPDATE.search(sentence):
+        return [sentence]
+    parts = [p for p in _AND_PRONOUN.split(sentence.strip()) if p.strip()]
+    out: list[str] = []
+    for part in parts:
+        subject = re.match(rf"^\s*(?:{_NAME}|I|He|She|They|We|he|she|they|we)\b", part)
+        pieces = _AND_VERB.split(part)
+        out.append(pieces[0])
+        for piece in pieces[1:]:
+            said = out[-1][subject.end() :] if subject else ""
+            if subject is None or piece.split()[0] in _NOT_A_VERB or not re.search(r"[A-Z]", said):
+                # No subject to put back, no verb, or the verbs share what follows ("was
+                # born and raised in Cork"): one clause.
+                out[-1] = f"{out[-1]} and {piece}"
+            else:
+                out.append(f"{subject.group()} {piece}")
+    finished = [c.strip() for c in out]
+    return [c if c.endswith((".", "!")) else c + "." for c in finished]
+
+
 # A month or a weekday alone is when, not who or where ("relocated to Nagoya in May").
 CALENDAR_WORDS = frozenset(
     "January February March April May June July August September October November December "
@@ -753,6 +831,7 @@ class Sentence:
     update: bool = False  # a statement that says an old value stopped
     people: tuple[str, ...] = ()  # names known to be people's ("she" referred to them)
     facts: tuple[tuple[str, str, str], ...] = ()  # stated by the form alone (kinship)
+    written: bool = True  # whether a write call runs (False: `facts` are all it states)
 
 
 @dataclass(frozen=True)
@@ -783,7 +862,10 @@ class TurnPlan:
         only an acknowledgement of what it stated."""
         return (
             bool(self.questions)
-            or any(s.kind == "chat" for s in self.sentences)
+            or any(
+                s.kind == "chat" and not (self.introductions and GREETING.match(s.text))
+                for s in self.sentences
+            )
             or not (self.statements or self.skipped or self.introductions)
         )
 
@@ -800,9 +882,13 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
     from memcli.runtime.sentences import split_sentences
 
     planned = []
+    pieces = []
     for text, _line in split_sentences(message):
         kind = kind_of(text)
+        pieces += [(c, kind) for c in clauses(text)] if kind == "statement" else [(text, kind)]
+    for text, kind in pieces:
         resolved = text
+        written = True
         stated: tuple[tuple[str, str, str], ...] = ()
         if kind == "introduction":
             introduced = INTRODUCTION.match(text)
@@ -819,6 +905,15 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
                 context.persons += [
                     n for n in (kinship[0][0], kinship[0][2]) if n not in context.persons
                 ]
+            elif kind == "statement" and (about := role_apposition(resolved)) is not None:
+                resolved = about  # "my colleague Marta Lindgren is …": about Marta
+                named = names_in(about)[:1]
+                context.persons += [n for n in named if n not in context.persons]
+            nationality = demonym_fact(resolved) if kind == "statement" else None
+            if nationality is not None:  # "Marta Lindgren is Swedish."
+                stated, written = (*stated, nationality), False
+                if nationality[0] not in context.persons:
+                    context.persons.append(nationality[0])
         found = names_in(resolved)
         if found and kind in ("statement", "question", "negation", "hypothetical"):
             # The person a sentence is about: the name it starts with (a statement's
@@ -834,6 +929,7 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
                 kind == "statement" and is_update(text),
                 tuple(context.persons),
                 stated,
+                written,
             )
         )
     return TurnPlan(tuple(planned))
