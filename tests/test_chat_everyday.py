@@ -141,6 +141,8 @@ def rolf_store():
         ("Where does Rolf Aasen live?", "residence"),
         ("Which town is Rolf Aasen's home?", "residence"),
         ("Who does Rolf Aasen work for?", "employer"),
+        # Closest to `work location`, which memory has not got: the employer answers it.
+        ("Where does Rolf Aasen work?", "employer"),
         ("Where did Rolf Aasen go to school?", "educated at"),
         ("Which label is Rolf Aasen signed to?", "record label"),
         ("What language does Rolf Aasen speak?", "languages spoken, written or signed"),

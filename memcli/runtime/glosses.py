@@ -107,6 +107,15 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "date of birth": ("birthday",),
 }
 
+# Relations that answer the same everyday question: "Where does Dana work?" is closest to
+# `work location`, and "She works at Tidewater Foods" (`employer`) answers it as well.
+# A question closest to one of them reads the other's fact when memory has no fact of
+# the closest.
+ANSWERS_ALIKE: dict[str, tuple[str, ...]] = {
+    "work location": ("employer",),
+    "employer": ("work location",),
+}
+
 # Relations whose subject Wikidata constrains to people (subject type: human).
 HUMAN_RELATIONS = frozenset(
     {

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
 from memcli.runtime.embeddings import Embedder, rank_relations, shared_embedder
-from memcli.runtime.glosses import HUMAN_RELATIONS, about_people
+from memcli.runtime.glosses import ANSWERS_ALIKE, HUMAN_RELATIONS, about_people
 from memcli.runtime.writing import names_in
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore
@@ -121,10 +121,15 @@ def choose_facts(
         if best < MIN_BEST:
             continue
         ranked.update(_named_otherwise(text, ranked, best, embedder))
+        closest = max(ranked, key=lambda r: ranked[r])
+        held = {f.relation for f in facts}
+        alike = () if closest in held else ANSWERS_ALIKE.get(closest, ())
         for fact in facts:
             score = ranked.get(fact.relation)
             if score is None:
                 score = rank_relations(text, [fact.relation], embedder)[0][1]
+            if fact.relation in alike:  # answers the same question (`ANSWERS_ALIKE`)
+                score = max(score, best - margin)
             if score >= min_score and score >= best - margin:
                 choices.append(Choice(fact, entity, score, best))
     choices.sort(key=lambda c: -c.score)
