@@ -539,6 +539,10 @@ def test_another_name_of_a_relation_lifts_it_only_when_it_is_what_the_question_a
 
 def test_a_first_name_alone_means_the_one_person_named_in_full_before():
     context = writing.Context()
+    writing.plan_turn("Tom Becker is married to Aisha Khan.", context)
+    context.saw_thing("Aisha Khan")  # as the chat does with what it stored
+    [born] = writing.plan_turn("Aisha was born in Lahore.", context).statements
+    assert born.resolved == "Aisha Khan was born in Lahore."
     writing.plan_turn("Marta Lindgren works at Copperleaf Studio.", context)
     [moved] = writing.plan_turn("Marta moved to Bergen last month.", context).statements
     assert moved.resolved == "Marta Lindgren moved to Bergen last month."
@@ -566,6 +570,8 @@ def test_a_first_name_alone_means_the_one_person_memory_knows_by_it():
     store = chat.store
     assert reading.one_person_named(store, "Marta") == "Marta Lindgren"
     assert reading.one_person_named(store, "Bergen") is None  # not a person's first name
+    store.add("Rolf Aasen", "spouse", "Aisha Khan")  # a person as the value
+    assert reading.one_person_named(store, "Aisha") == "Aisha Khan"
     store.add("Marta Olsen", "residence", "Oslo")
     assert reading.one_person_named(store, "Marta") is None  # two Martas: ambiguous
     context = writing.Context(known=lambda first: reading.one_person_named(store, first))

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
 from memcli.runtime.embeddings import Embedder, rank_relations, shared_embedder
-from memcli.runtime.glosses import ANSWERS_ALIKE, HUMAN_RELATIONS, about_people
+from memcli.runtime.glosses import (
+    ANSWERS_ALIKE,
+    HUMAN_RELATIONS,
+    PERSON_VALUE,
+    VALUE_TYPES,
+    about_people,
+)
 from memcli.runtime.writing import names_in
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore
@@ -242,16 +248,21 @@ def entities_named(store: TripleStore, words: Sequence[str], *, current: bool) -
 def one_person_named(store: TripleStore, first: str) -> str | None:
     """The one person in memory whose name has more words and starts with `first`
     ("Marta" → "Marta Lindgren"), a person being the subject of a current fact only
-    people have (`glosses.HUMAN_RELATIONS`); None when there are none or several."""
+    people have (`glosses.HUMAN_RELATIONS`) or the value of one whose value is a person
+    (spouse, sibling, chairperson, …); None when there are none or several."""
     pattern = names.key(first).replace("%", "").replace("_", "")
     if not pattern or " " in pattern:
         return None
-    marks = ",".join("?" * len(HUMAN_RELATIONS))
+    having = sorted(HUMAN_RELATIONS)
+    valued = sorted(r for r, kind in VALUE_TYPES.items() if kind == PERSON_VALUE)
     rows = store.db.execute(
-        f"""SELECT DISTINCT e.name FROM entities e JOIN triples t ON t.subject_id = e.id
-        JOIN relations r ON r.id = t.relation_id
-        WHERE e.key LIKE ? AND t.superseded_at IS NULL AND r.name IN ({marks}) LIMIT 2""",
-        (pattern + " %", *sorted(HUMAN_RELATIONS)),
+        f"""SELECT DISTINCT e.name FROM entities e JOIN triples t
+        ON (t.subject_id = e.id AND t.relation_id IN
+            (SELECT id FROM relations WHERE name IN ({",".join("?" * len(having))})))
+        OR (t.object_id = e.id AND t.relation_id IN
+            (SELECT id FROM relations WHERE name IN ({",".join("?" * len(valued))})))
+        WHERE e.key LIKE ? AND t.superseded_at IS NULL LIMIT 2""",
+        (*having, *valued, pattern + " %"),
     ).fetchall()
     return rows[0][0] if len(rows) == 1 else None
 

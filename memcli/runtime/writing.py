@@ -380,7 +380,8 @@ def resolve(sentence: str, context: Context) -> tuple[str, list[str]]:
         word = m.group()
         if re.match(r"\s+[A-Z]", m.string[m.end() :]):
             return word  # the first word of a longer name ("Marta Olsen")
-        known = {p for p in context.people if len(p.split()) > 1 and p.split()[0] == word}
+        named = [*context.people, *context.persons, *context.things]
+        known = {p for p in named if len(p.split()) > 1 and p.split()[0] == word}
         if not known and context.known is not None and word.lower() not in PRONOUNS:
             remembered = context.known(word)
             known = {remembered} if remembered else set()
