@@ -64,6 +64,12 @@ def test_pronouns_resolve_to_the_person_named_before_and_updates_are_marked():
     )
     [joined] = stopped.statements
     assert joined.resolved == "Dana joined Meridian Freight." and joined.update
+    # The dropped clause names whom "she" means, though someone else was named last.
+    context = writing.Context(people=["Lena Weiss", "Jonas Weiss"])
+    [moved] = writing.plan_turn(
+        "Lena no longer lives in Munich; she moved to Hamburg.", context
+    ).statements
+    assert moved.resolved == "Lena Weiss moved to Hamburg." and moved.update
 
 
 def test_no_pronoun_or_fragment_is_an_entity():

@@ -899,6 +899,12 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
             resolved = context.user or text
         if kind in ("statement", "question"):
             part = stated_part(text) if kind == "statement" else text
+            lead = names_in(text)[:1]
+            if kind == "statement" and lead and text.lstrip().startswith(lead[0]):
+                # The name a statement starts with is whom its own "she" means ("Lena
+                # no longer lives in Munich; she moved to Hamburg.", the first clause
+                # dropped), whoever was named before.
+                context.saw(resolve(lead[0], context)[0])
             resolved, _used = resolve(part, context)
             kinship = kin_apposition(resolved) if kind == "statement" else None
             if kinship is not None:  # "my sister Ingrid lives in …": two facts
