@@ -546,9 +546,12 @@ def test_another_name_of_a_relation_lifts_it_only_when_it_is_what_the_question_a
 def test_a_first_name_alone_means_the_one_person_named_in_full_before():
     context = writing.Context()
     writing.plan_turn("Tom Becker is married to Aisha Khan.", context)
-    context.saw_thing("Aisha Khan")  # as the chat does with what it stored
+    context.persons.append("Aisha Khan")  # as the chat does with a spouse it stored
     [born] = writing.plan_turn("Aisha was born in Lahore.", context).statements
     assert born.resolved == "Aisha Khan was born in Lahore."
+    context.saw_thing("Aarhus Otters")  # a team's name is no person's full name
+    [moved] = writing.plan_turn("Aisha Khan has just moved to Aarhus.", context).statements
+    assert moved.resolved == "Aisha Khan has just moved to Aarhus."
     writing.plan_turn("Marta Lindgren works at Copperleaf Studio.", context)
     [moved] = writing.plan_turn("Marta moved to Bergen last month.", context).statements
     assert moved.resolved == "Marta Lindgren moved to Bergen last month."

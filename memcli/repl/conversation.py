@@ -49,6 +49,7 @@ from memcli.runtime.events import (
     Timing,
     WriteDone,
 )
+from memcli.runtime.glosses import PERSON_VALUE, value_type
 from memcli.runtime.writing import TurnPlan
 from memcli.store import names
 from memcli.store.core import Fact, TripleStore, check_name
@@ -245,6 +246,8 @@ class Conversation:
             raise
         for p in record.accepted:  # what the turn was about, for "it" in the next one
             self.context.saw_thing(p.object)
+            if value_type(p.relation) == PERSON_VALUE and (p.object not in self.context.persons):
+                self.context.persons.append(p.object)  # "Aisha" next is Aisha Khan
         record.status = "done"
         self.history += [
             {"role": "user", "content": message},

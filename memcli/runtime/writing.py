@@ -132,7 +132,9 @@ class Context:
     people: list[str] = field(default_factory=list)
     things: list[str] = field(default_factory=list)
     user: str | None = None  # the person's own name, once they said it
-    persons: list[str] = field(default_factory=list)  # names "he", "she" or "I" meant
+    # Names known to be people's: whom "he", "she" or "I" meant, and people stored as the
+    # value of a fact (a spouse, a sibling)
+    persons: list[str] = field(default_factory=list)
     # The one person memory knows by a first name, for names told in an earlier session
     # (`reading.one_person_named` on the chat's memory); None: the conversation only.
     known: Callable[[str], str | None] | None = None
@@ -380,7 +382,7 @@ def resolve(sentence: str, context: Context) -> tuple[str, list[str]]:
         word = m.group()
         if re.match(r"\s+[A-Z]", m.string[m.end() :]):
             return word  # the first word of a longer name ("Marta Olsen")
-        named = [*context.people, *context.persons, *context.things]
+        named = [*context.people, *context.persons]
         known = {p for p in named if len(p.split()) > 1 and p.split()[0] == word}
         if not known and context.known is not None and word.lower() not in PRONOUNS:
             remembered = context.known(word)
@@ -479,6 +481,9 @@ def predicate(sentence: str, subject: str, obj: str) -> str:
         + spans[1][2]
         + sentence[spans[1][1] :]
     )
+    # "someone comes from something, where someone was born": a later mention of the
+    # subject (a pronoun resolved) is no name to match either.
+    text = re.sub(rf"(?<!\w){re.escape(subject)}(?!\w)", "someone", text, flags=re.IGNORECASE)
     text = re.sub(
         r"\s+(?:last|this|next)\s+(?:week|month|year|spring|summer|autumn|winter)\b"
         r"|\s+(?:yesterday|today|recently)\b",
