@@ -218,5 +218,10 @@ def shared_embedder() -> Embedder:
     global _shared
     with _shared_lock:
         if _shared is None:
+            import atexit
+
             _shared = Embedder()
+            # Closed before the interpreter tears llama_cpp down (else its __del__ runs
+            # after the library is gone and prints "Exception ignored ..." at exit).
+            atexit.register(_shared.close)
         return _shared
