@@ -16,7 +16,7 @@ from memcli.repl.render import TurnView
 from memcli.runtime import reading, writing
 from memcli.runtime.constraints import ConstrainedDecoder, write_grammar, write_spans
 from memcli.runtime.engine import MemoryEngine
-from memcli.store.core import TripleStore
+from memcli.store.core import TripleStore, builtin_relations
 from tests.fakes import FakeBackend, ScriptedBackend
 
 # -- sentences and pronouns -------------------------------------------------------------
@@ -655,3 +655,26 @@ def test_two_clauses_and_a_colleagues_nationality_in_a_chat():
     assert "Marta Lindgren - country of citizenship: Swedish" in record.answer
     chat.say("She went to Uppsala University.")
     assert ("Marta Lindgren", "educated at", "Uppsala University") in chat.current()
+
+
+def test_a_connective_opening_a_question_is_no_name_and_names_no_one_next():
+    context = writing.Context()
+    writing.plan_turn("Priya Raman works at Kestrel Systems.", context)
+    [asked] = writing.plan_turn("And where does she live?", context).questions
+    assert asked.resolved == "And where does Priya Raman live?"
+    assert writing.names_in("And where does she live?") == []
+    [sister] = writing.plan_turn("Her sister Meera Raman studies in Pune.", context).statements
+    assert sister.facts == (("Priya Raman", "sibling", "Meera Raman"),)
+
+
+def test_a_sentence_relates_two_names_one_way():
+    triples, _ = writing.checked_triples(
+        "Priya Raman is a software engineer at Kestrel Systems.",
+        [
+            ("Priya Raman", "work location", "Kestrel Systems"),
+            ("Priya Raman", "employer", "Kestrel Systems"),
+        ],
+        list(builtin_relations().values()),
+        people=["Priya Raman"],
+    )
+    assert len(triples) == 1

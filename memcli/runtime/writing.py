@@ -303,6 +303,12 @@ def clauses(sentence: str) -> list[str]:
     return [c if c.endswith((".", "!")) else c + "." for c in finished]
 
 
+# Words that open a sentence without naming anyone ("And where does she live?").
+SENTENCE_OPENERS = frozenset(
+    "and but so or also then well actually now oh okay ok yes no please maybe perhaps "
+    "still anyway besides however plus today yesterday tomorrow btw".split()
+)
+
 # A month or a weekday alone is when, not who or where ("relocated to Nagoya in May").
 CALENDAR_WORDS = frozenset(
     "January February March April May June July August September October November December "
@@ -322,7 +328,12 @@ def names_in(sentence: str) -> list[str]:
         if (
             first_word
             and " " not in name
-            and (name.lower() in PRONOUNS or QUESTION_START.match(name) or name in ("The", "A"))
+            and (
+                name.lower() in PRONOUNS
+                or QUESTION_START.match(name)
+                or name in ("The", "A")
+                or name.lower() in SENTENCE_OPENERS
+            )
         ):
             continue
         if name.lower() in PRONOUNS or name in ("I",) or name in CALENDAR_WORDS:
@@ -575,6 +586,7 @@ def checked_triples(
         out.append((s, relation, o))
     if subject and any(names.key(x[0]) == names.key(subject) for x in out):
         out = [x for x in out if names.key(x[0]) == names.key(subject)]
+    out = _one_relation_a_pair(resolved, out, relations, embedder, person)
     if not out and subject and len(found) >= 2:
         obj = of_form.group("object") if of_form else found[-1]
         about = person(subject) or about_a_person(resolved, subject, obj, relations, embedder)
@@ -587,6 +599,32 @@ def checked_triples(
             else:
                 out.append((obj, chosen[0], subject) if chosen[1] else (subject, chosen[0], obj))
     return list(dict.fromkeys(out)), skipped
+
+
+def _one_relation_a_pair(
+    resolved: str,
+    triples: list[tuple[str, str, str]],
+    relations: Sequence[str],
+    embedder: object | None,
+    person: Callable[[str], bool | None],
+) -> list[tuple[str, str, str]]:
+    """One relation for each subject and object: a sentence relates two names one way
+    ("is a software engineer at Kestrel Systems" is `employer`, not also `work
+    location`). Of the model's several, the one the wording fits best with no preference
+    for the model's; the first when the wording prefers none of them."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for s, r, o in triples:
+        pairs.setdefault((names.key(s), names.key(o)), []).append(r)
+    out = []
+    for s, r, o in triples:
+        said = pairs[(names.key(s), names.key(o))]
+        if len(said) > 1:
+            chosen = choose_relation(resolved, s, "", o, relations, embedder, person=person(s))
+            keep = chosen[0] if chosen and not chosen[1] and chosen[0] in said else said[0]
+            if r != keep:
+                continue
+        out.append((s, r, o))
+    return out
 
 
 NO_RELATION = "no relation I know fits"
