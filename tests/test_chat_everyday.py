@@ -171,6 +171,13 @@ def test_a_question_about_a_fact_never_told_reads_nothing(rolf_store, question):
     assert reading.choose_facts(rolf_store, question, entities) == []
 
 
+def test_a_question_by_first_name_alone_is_matched_as_by_the_full_name(rolf_store):
+    # As `memcli ask` asks it (no conversation to resolve "Rolf" in).
+    rolf_store.add("Rolf Aasen", "country of citizenship", "Norway")
+    [choice] = reading.choose_facts(rolf_store, "What nationality is Rolf?", ["Rolf Aasen"])
+    assert choice.fact.object == "Norway"
+
+
 def test_first_names_and_user_relations_match_by_meaning(rolf_store):
     rolf_store.add("Rolf Aasen", "favourite dish", "fish soup", new_relation=True)
     assert reading.mentioned_entities(rolf_store, "What does Rolf like to eat most?") == [

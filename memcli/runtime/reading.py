@@ -72,9 +72,14 @@ def _question_text(question: str, entity: str) -> str:
     left to match (a name's own meaning only adds noise)."""
     lowered = question.lower()
     at = lowered.find(entity.lower())
-    if at < 0:
+    if at >= 0:
+        return question[:at] + "someone" + question[at + len(entity) :]
+    first = entity.split()[0] if " " in entity else ""
+    # Asked by first name alone ("What nationality is Marta?", `mentioned_entities`).
+    alone = re.search(rf"(?<!\w){re.escape(first)}(?!\w)", question) if first else None
+    if alone is None:
         return question
-    return question[:at] + "someone" + question[at + len(entity) :]
+    return question[: alone.start()] + "someone" + question[alone.end() :]
 
 
 NOTHING_IN_MEMORY = "I have nothing about that in memory."
