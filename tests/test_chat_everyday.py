@@ -606,6 +606,10 @@ def test_a_first_name_alone_means_the_one_person_memory_knows_by_it():
             "Dana works for Acme Labs and plays for Aarhus Otters.",
             ["Dana works for Acme Labs.", "Dana plays for Aarhus Otters."],
         ),
+        (
+            "I grew up in Tromsø but I live in Oslo now.",
+            ["I grew up in Tromsø.", "I live in Oslo now."],
+        ),
         ("Dana lives in Oslo and Bergen.", ["Dana lives in Oslo and Bergen."]),
         ("Dana and Rolf live in Oslo.", ["Dana and Rolf live in Oslo."]),
         ("Maren was born and raised in Brno.", ["Maren was born and raised in Brno."]),

@@ -268,11 +268,11 @@ def demonym_fact(resolved: str) -> tuple[str, str, str] | None:
 
 
 # "I work for Tidewater Foods and I live in Stavanger.": two statements, each written on
-# its own (one write call per clause, as one per sentence). Split before "and" when a
-# subject pronoun follows ("and she", "and I"), or when a verb follows with the first
+# its own (one write call per clause, as one per sentence). Split before "and" or "but"
+# when a subject pronoun follows ("and she", "but I"), or when a verb follows with the first
 # clause's subject left out ("works for Tidewater Foods and lives in Stavanger": the
 # subject is put back). A list of names ("lives in Oslo and Bergen") is one clause.
-_AND_PRONOUN = re.compile(r",?\s+and\s+(?=(?:I|i|he|she|they|we|He|She|They|We)\s)")
+_AND_PRONOUN = re.compile(r",?\s+(?:and|but)\s+(?=(?:I|i|he|she|they|we|He|She|They|We)\s)")
 _AND_VERB = re.compile(r",?\s+and\s+(?=[a-z][\w-]*\s+(?:\w+\s+){0,3}[A-Z])")
 _NOT_A_VERB = frozenset(
     "the a an in at of to for with on from by my his her their its our your also then".split()
@@ -281,9 +281,10 @@ _NOT_A_VERB = frozenset(
 
 def clauses(sentence: str) -> list[str]:
     """A statement's clauses as sentences of their own (most statements: one). A
-    sentence that says a value changed or stopped is kept whole: its clauses together
-    are the update ("no longer works there, and she joined Meridian")."""
-    if STOPPED.search(sentence) or UPDATE.search(sentence):
+    sentence that says a value stopped is kept whole: its clauses together are the
+    update ("no longer works there, and she joined Meridian"); each clause of another is
+    an update or not on its own ("… but I live in Oslo now")."""
+    if STOPPED.search(sentence):
         return [sentence]
     parts = [p for p in _AND_PRONOUN.split(sentence.strip()) if p.strip()]
     out: list[str] = []
