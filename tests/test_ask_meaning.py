@@ -38,3 +38,19 @@ def test_ask_about_a_known_entity_without_the_fact_abstains(tmp_path) -> None:
         events = list(_answer_from_memory(engine, store, "When was Rolf Aasen born?", []))
         assert engine.planned == []
         assert events[-1].text == "I have nothing about that in memory."
+
+
+def test_ask_about_everything_lists_the_facts_and_reads_them(tmp_path) -> None:
+    with TripleStore(tmp_path / "m.db") as store:
+        store.add("Rolf Aasen", "residence", "Hamar")
+        store.add("Rolf Aasen", "employer", "Arcwise Labs")
+        engine = RecordingEngine()
+        [*_, done] = _answer_from_memory(engine, store, "What do you know about Rolf?", [])
+        assert engine.planned == []  # no model turn
+        assert done.text == (
+            "From memory: Rolf Aasen - residence: Hamar; Rolf Aasen - employer: Arcwise Labs."
+        )
+        assert done.raw.startswith("({MEM_READ(Rolf Aasen>>residence>>)-->Hamar})")
+        assert [f.object for read in done.reads for f in read.facts] == ["Hamar", "Arcwise Labs"]
+        [*_, nothing] = _answer_from_memory(engine, store, "Tell me about Oslo.", [])
+        assert nothing.text == "I have nothing about that in memory."

@@ -689,3 +689,39 @@ def test_a_sentence_relates_two_names_one_way():
         people=["Priya Raman"],
     )
     assert len(triples) == 1
+
+
+@pytest.mark.parametrize(
+    ("sentence", "name"),
+    [
+        ("What do you know about Marta?", "Marta"),
+        ("Tell me about Marta Lindgren.", "Marta Lindgren"),
+        ("tell me everything about Nordic Rail", "Nordic Rail"),
+        ("Who is Marta?", "Marta"),
+        ("What about Sara?", "Sara"),
+    ],
+)
+def test_a_request_for_everything_about_a_name(sentence, name):
+    assert writing.kind_of(sentence) == "about" and writing.about_name(sentence) == name
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["Who is Marta married to?", "Who is Dana's husband?", "Who is the president of France?"],
+)
+def test_a_question_about_one_fact_is_no_request_for_everything(sentence):
+    assert writing.kind_of(sentence) == "question"
+
+
+def test_everything_about_a_name_is_listed_from_memory_without_generating():
+    chat = Chat(facts=[*ROLF, ("Marta Quist", "residence", "Hamar")])
+    record = chat.say("What do you know about Rolf?")
+    assert record.answer.startswith("From memory: Rolf Aasen - residence: Hamar; ")
+    assert all(f"{r}: {o}" in record.answer for _s, r, o in ROLF)
+    assert {(f.subject, f.relation, f.object) for f in record.facts_read} == set(ROLF)
+    assert chat.engine.backend.turns == 0  # nothing generated: the facts are the answer
+    # As the value of a fact too, and nothing for a name memory does not hold.
+    assert chat.say("Tell me about Marta Quist.").answer == (
+        "From memory: Rolf Aasen - spouse: Marta Quist; Marta Quist - residence: Hamar."
+    )
+    assert chat.say("Who is Barack Obama?").answer == NOTHING_IN_MEMORY

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from memcli import protocol
 from memcli.errors import MemcliError, UndoError
 from memcli.runtime import writing
 from memcli.runtime.events import (
@@ -291,6 +292,15 @@ class Conversation:
                         raw=f"{NOT_FROM_MEMORY} {event.raw}",
                     )
                 yield event
+            return
+        for about in plan.abouts:  # "Tell me about Marta.": her facts, listed
+            found = reading.about_reads(self.store, about.resolved)
+            if found is None and not writing.names_in(about.resolved):
+                continue  # names nothing: the model's own reply
+            text, reads = found or (NOTHING_IN_MEMORY, [])
+            raw = "".join(protocol.format_read(r.queries, r.results) for r in reads)
+            yield Text(text)
+            yield Done(text, f"{raw} {text}".strip(), reads=tuple(reads))
             return
         for question in plan.questions:
             how = reading.plan_answer(self.store, question.resolved, self.engines.answering)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
 from memcli.runtime.embeddings import Embedder, rank_relations, shared_embedder
+from memcli.runtime.events import ReadDone
 from memcli.runtime.glosses import (
     ANSWERS_ALIKE,
     HUMAN_RELATIONS,
@@ -101,6 +102,38 @@ def plan_answer(store: TripleStore, question: str, answering: Callable[[], objec
             plan_read([c.query for c in choices][: protocol.MAX_READ_QUERIES])
         return "read"
     return "absent" if entities or names_in(question) else "open"
+
+
+MAX_ABOUT = 20  # facts listed for "Tell me about X"
+
+
+def about_reads(store: TripleStore, request: str) -> tuple[str, list[ReadDone]] | None:
+    """For a request for everything about a name ("What do you know about Marta?",
+    `writing.ABOUT`): the answer listing the current facts of the entity it names (as
+    subject and as object, at most MAX_ABOUT), and the reads that found them, one per
+    relation and direction, in MemLLM's syntax. None when it names nothing in memory."""
+    entities = mentioned_entities(store, request)
+    if not entities:
+        return None
+    entity = entities[0]
+    facts = sorted(store.facts_about(entity, limit=MAX_ABOUT), key=lambda f: f.id)  # as told
+    if not facts:
+        return None
+    key = names.key(entity)
+    groups: dict[tuple[str, bool], list[Fact]] = {}
+    for fact in facts:
+        groups.setdefault((fact.relation, names.key(fact.subject) == key), []).append(fact)
+    reads = []
+    for (relation, forward), found in groups.items():
+        query = (
+            ReadQuery(found[0].subject, relation, None)
+            if forward
+            else ReadQuery(None, relation, found[0].object)
+        )
+        results = tuple(f.object if forward else f.subject for f in found)
+        reads.append(ReadDone((query,), results, tuple(found), True))
+    listed = "; ".join(f"{f.subject} - {f.relation}: {f.object}" for f in facts)
+    return f"From memory: {listed}.", reads
 
 
 def choose_facts(

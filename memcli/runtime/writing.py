@@ -84,10 +84,33 @@ SMALL_TALK = re.compile(
 )
 
 
+_NAME_WORDS = r"(?-i:[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*)"
+
+
+# A request for everything memory holds about someone or something ("What do you know
+# about Marta?", "Tell me about Marta Lindgren.", "Who is Marta?"): answered with the
+# facts about it, never with the model's guesses.
+ABOUT = re.compile(
+    r"^\s*(?:(?:and\s+)?what\s+(?:else\s+)?do\s+you\s+(?:know|remember|have)\s+(?:about|on)"
+    r"|tell\s+me\s+(?:more\s+|everything\s+|all\s+|what\s+you\s+know\s+)?about"
+    r"|(?:and\s+)?what\s+about|who\s+is|who's|who\s+was)"
+    rf"\s+(?P<name>{_NAME_WORDS})\s*[?.!]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def about_name(sentence: str) -> str | None:
+    """The name a request for everything about it asks about (`ABOUT`), else None."""
+    match = ABOUT.match(sentence)
+    return match.group("name") if match else None
+
+
 def kind_of(sentence: str) -> str:
     text = sentence.strip()
     if INTRODUCTION.match(text):
         return "introduction"
+    if ABOUT.match(text):
+        return "about"
     if SMALL_TALK.search(text) or (GREETING.match(text) and len(_WORDS.findall(text)) <= 6):
         return "chat"
     if text.rstrip("\"'”’)").endswith("?"):
@@ -892,6 +915,11 @@ class TurnPlan:
         return [s for s in self.sentences if s.kind == "question"]
 
     @property
+    def abouts(self) -> list[Sentence]:
+        """Requests for everything memory holds about a name ("Tell me about Marta.")."""
+        return [s for s in self.sentences if s.kind == "about"]
+
+    @property
     def skipped(self) -> list[Sentence]:
         """Sentences that look like statements but state nothing to keep."""
         return [s for s in self.sentences if s.kind in ("negation", "hypothetical")]
@@ -906,7 +934,7 @@ class TurnPlan:
         """Whether the turn gets an answer (a question, or something to chat about), not
         only an acknowledgement of what it stated."""
         return (
-            bool(self.questions)
+            bool(self.questions or self.abouts)
             or any(
                 s.kind == "chat" and not (self.introductions and GREETING.match(s.text))
                 for s in self.sentences
@@ -941,7 +969,7 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
                 context.user = introduced_name(introduced)
                 context.persons.append(context.user)
             resolved = context.user or text
-        if kind in ("statement", "question"):
+        if kind in ("statement", "question", "about"):
             part = stated_part(text) if kind == "statement" else text
             lead = names_in(text)[:1]
             if kind == "statement" and lead and text.lstrip().startswith(lead[0]):
@@ -966,11 +994,11 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
                 if nationality[0] not in context.persons:
                     context.persons.append(nationality[0])
         found = names_in(resolved)
-        if found and kind in ("statement", "question", "negation", "hypothetical"):
+        if found and kind in ("statement", "question", "about", "negation", "hypothetical"):
             # The person a sentence is about: the name it starts with (a statement's
             # subject), else the first name a question asks about.
             starts = resolved.lstrip().startswith(found[0])
-            if starts or kind == "question":
+            if starts or kind in ("question", "about"):
                 context.saw(found[0])
         planned.append(
             Sentence(
