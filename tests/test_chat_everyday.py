@@ -725,3 +725,15 @@ def test_everything_about_a_name_is_listed_from_memory_without_generating():
         "From memory: Rolf Aasen - spouse: Marta Quist; Marta Quist - residence: Hamar."
     )
     assert chat.say("Who is Barack Obama?").answer == NOTHING_IN_MEMORY
+
+
+def test_a_word_opening_a_statement_is_left_out_of_what_is_written():
+    context = writing.Context()
+    [actually] = writing.plan_turn("Actually, Nils Berg lives in Stavanger.", context).statements
+    assert actually.resolved == "Nils Berg lives in Stavanger."
+    triples, _ = writing.checked_triples(
+        actually.resolved, [], list(builtin_relations().values()), people=["Nils Berg"]
+    )
+    assert triples == [("Nils Berg", "residence", "Stavanger")]  # from the wording
+    [fyi] = writing.plan_turn("By the way, she works for Statoil.", context).statements
+    assert fyi.resolved == "Nils Berg works for Statoil."

@@ -302,6 +302,20 @@ _NOT_A_VERB = frozenset(
 )
 
 
+_OPENER = re.compile(
+    r"^\s*(?:actually|well|oh|so|also|and|but|btw|by the way|anyway|okay|ok|right|"
+    r"just so you know|fyi|for the record|hey|oh and|and also)\s*[,:]?\s+"
+    r"(?=(?-i:[A-Z])|(?:she|he|they|we|it|my|her|his|their)\b)",
+    re.IGNORECASE,
+)
+
+
+def _without_opener(sentence: str) -> str:
+    """The sentence without a word that opens it and says nothing ("Actually, Nils Berg
+    lives in Stavanger." is about Nils Berg, its first name)."""
+    return _OPENER.sub("", sentence, count=1)
+
+
 def clauses(sentence: str) -> list[str]:
     """A statement's clauses as sentences of their own (most statements: one). A
     sentence that says a value stopped is kept whole: its clauses together are the
@@ -970,6 +984,7 @@ def plan_turn(message: str, context: Context) -> TurnPlan:
                 context.persons.append(context.user)
             resolved = context.user or text
         if kind in ("statement", "question", "about"):
+            text = _without_opener(text)
             part = stated_part(text) if kind == "statement" else text
             lead = names_in(text)[:1]
             if kind == "statement" and lead and text.lstrip().startswith(lead[0]):
