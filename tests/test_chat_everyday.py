@@ -737,3 +737,16 @@ def test_a_word_opening_a_statement_is_left_out_of_what_is_written():
     assert triples == [("Nils Berg", "residence", "Stavanger")]  # from the wording
     [fyi] = writing.plan_turn("By the way, she works for Statoil.", context).statements
     assert fyi.resolved == "Nils Berg works for Statoil."
+
+
+def test_where_someone_is_from_is_answered_by_a_birthplace_or_a_nationality():
+    store = TripleStore()
+    store.add("Aisha Khan", "place of birth", "Lahore")
+    store.add("Aisha Khan", "educated at", "Kinnaird College")
+    for question in ("Where is Aisha Khan from?", "Where does Aisha Khan come from?"):
+        [choice] = reading.choose_facts(store, question, ["Aisha Khan"])
+        assert choice.fact.object == "Lahore", question
+    # Where she studied is no "from" of that kind, nor is a birthplace where she graduated.
+    [school] = reading.choose_facts(store, "Where did Aisha Khan graduate from?", ["Aisha Khan"])
+    assert school.fact.object == "Kinnaird College"
+    store.close()

@@ -105,6 +105,13 @@ def plan_answer(store: TripleStore, question: str, answering: Callable[[], objec
 
 
 MAX_ABOUT = 20  # facts listed for "Tell me about X"
+# "Where is Aisha from?" is closest to `ethnic group` and `country of citizenship`, but a
+# birthplace answers it as well: any of them that memory holds is a candidate.
+WHERE_FROM = re.compile(
+    r"^\s*where\s+(?:is|are|was|were|'s)\b.*\bfrom\b|^\s*where\s+(?:does|do|did)\b.*\bcome\s+from\b",
+    re.IGNORECASE,
+)
+ORIGINS = ("place of birth", "country of citizenship", "ethnic group")
 
 
 def about_reads(store: TripleStore, request: str) -> tuple[str, list[ReadDone]] | None:
@@ -168,12 +175,15 @@ def choose_facts(
         closest = max(ranked, key=lambda r: ranked[r])
         held = {f.relation for f in facts}
         alike = () if closest in held else ANSWERS_ALIKE.get(closest, ())
+        origin = bool(WHERE_FROM.match(question))
         for fact in facts:
             score = ranked.get(fact.relation)
             if score is None:
                 score = rank_relations(text, [fact.relation], embedder)[0][1]
             if fact.relation in alike:  # answers the same question (`ANSWERS_ALIKE`)
                 score = max(score, best - margin)
+            if origin and fact.relation in ORIGINS:  # "Where is Aisha from?": as the closest
+                score = max(score, best)
             if score >= min_score and score >= best - margin:
                 choices.append(Choice(fact, entity, score, best))
     choices.sort(key=lambda c: -c.score)
