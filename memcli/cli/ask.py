@@ -180,18 +180,13 @@ def _answer_from_memory(
     """As in `memcli chat` (`reading.plan_answer`): the fact the question is about is
     read first; a question about something memory has no such fact of is answered
     "nothing in memory" without generating; others go to the model."""
-    from memcli import protocol
     from memcli.runtime import reading, writing
     from memcli.runtime.events import Done, Text
 
-    if writing.kind_of(question) == "about":  # "Tell me about Marta.": her facts, listed
-        found = reading.about_reads(store, question)
-        if found is not None or writing.names_in(question):
-            text, reads = found or (reading.NOTHING_IN_MEMORY, [])
-            raw = "".join(protocol.format_read(r.queries, r.results) for r in reads)
-            yield Text(text)
-            yield Done(text, f"{raw} {text}".strip(), reads=tuple(reads))
-            return
+    listed = reading.about_answer(store, question) if writing.kind_of(question) == "about" else None
+    if listed is not None:  # "Tell me about Marta.": her facts, listed
+        yield from listed
+        return
     if reading.plan_answer(store, question, lambda: engine) == "absent":
         yield Text(reading.NOTHING_IN_MEMORY)
         yield Done(reading.NOTHING_IN_MEMORY, reading.NOTHING_IN_MEMORY)

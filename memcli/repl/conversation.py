@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from memcli import protocol
 from memcli.errors import MemcliError, UndoError
 from memcli.runtime import writing
 from memcli.runtime.events import (
@@ -294,14 +293,10 @@ class Conversation:
                 yield event
             return
         for about in plan.abouts:  # "Tell me about Marta.": her facts, listed
-            found = reading.about_reads(self.store, about.resolved)
-            if found is None and not writing.names_in(about.resolved):
-                continue  # names nothing: the model's own reply
-            text, reads = found or (NOTHING_IN_MEMORY, [])
-            raw = "".join(protocol.format_read(r.queries, r.results) for r in reads)
-            yield Text(text)
-            yield Done(text, f"{raw} {text}".strip(), reads=tuple(reads))
-            return
+            listed = reading.about_answer(self.store, about.resolved)
+            if listed is not None:  # None: it names nothing, the model replies
+                yield from listed
+                return
         for question in plan.questions:
             how = reading.plan_answer(self.store, question.resolved, self.engines.answering)
             if how == "read":
@@ -363,14 +358,19 @@ class Conversation:
         for sentence in plan.statements:
             view.begin()
             call: list[str] = []
-            events = engine.write(
-                sentence.resolved,
-                context,
-                source=self.source(record.number),
-                dry_run=True,
-                entities=self.context.entities(),
+            # A sentence whose form states its facts ("X is Swedish") gets no write call.
+            events = (
+                engine.write(
+                    sentence.resolved,
+                    context,
+                    source=self.source(record.number),
+                    dry_run=True,
+                    entities=self.context.entities(),
+                )
+                if sentence.written
+                else ()
             )
-            for event in events if sentence.written else ():
+            for event in events:
                 view.show(event)
                 if isinstance(event, CallText) and event.kind == "write":
                     call.append(event.text)

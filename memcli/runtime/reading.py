@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from memcli.protocol import ReadQuery
 from memcli.runtime.embeddings import Embedder, rank_relations, shared_embedder
-from memcli.runtime.events import ReadDone
+from memcli.runtime.events import Done, ReadDone, Text
 from memcli.runtime.glosses import (
     ANSWERS_ALIKE,
     HUMAN_RELATIONS,
@@ -141,6 +141,25 @@ def about_reads(store: TripleStore, request: str) -> tuple[str, list[ReadDone]] 
         reads.append(ReadDone((query,), results, tuple(found), True))
     listed = "; ".join(f"{f.subject} - {f.relation}: {f.object}" for f in facts)
     return f"From memory: {listed}.", reads
+
+
+def about_answer(store: TripleStore, request: str) -> tuple[Text, Done] | None:
+    """The answer's events for a request for everything about a name, as `memcli chat`
+    and `memcli ask` give it: its facts listed (`about_reads`), NOTHING_IN_MEMORY for a
+    name memory does not hold, None when the request names nothing (the model replies)."""
+    from memcli import protocol
+
+    found = about_reads(store, request)
+    if found is None and not names_in(request):
+        return None
+    text, reads = found or (NOTHING_IN_MEMORY, [])
+    raw = "".join(protocol.format_read(r.queries, r.results) for r in reads)
+    return Text(text), Done(text, f"{raw} {text}".strip(), reads=tuple(reads))
+
+
+def _like_prefix(word: str) -> str:
+    """A LIKE pattern for keys that start with `word` and a space ("marta %")."""
+    return names.key(word).replace("%", "").replace("_", "") + " %"
 
 
 def choose_facts(
@@ -298,8 +317,7 @@ def one_person_named(store: TripleStore, first: str) -> str | None:
     ("Marta" → "Marta Lindgren"), a person being the subject of a current fact only
     people have (`glosses.HUMAN_RELATIONS`) or the value of one whose value is a person
     (spouse, sibling, chairperson, …); None when there are none or several."""
-    pattern = names.key(first).replace("%", "").replace("_", "")
-    if not pattern or " " in pattern:
+    if not names.key(first) or " " in names.key(first):
         return None
     having = sorted(HUMAN_RELATIONS)
     valued = sorted(r for r, kind in VALUE_TYPES.items() if kind == PERSON_VALUE)
@@ -310,7 +328,7 @@ def one_person_named(store: TripleStore, first: str) -> str | None:
         OR (t.object_id = e.id AND t.relation_id IN
             (SELECT id FROM relations WHERE name IN ({",".join("?" * len(valued))})))
         WHERE e.key LIKE ? AND t.superseded_at IS NULL LIMIT 2""",
-        (*having, *valued, pattern + " %"),
+        (*having, *valued, _like_prefix(first)),
     ).fetchall()
     return rows[0][0] if len(rows) == 1 else None
 
@@ -328,7 +346,7 @@ def mentioned_entities(store: TripleStore, text: str) -> list[str]:
             """SELECT e.name FROM entities e WHERE e.key LIKE ? AND EXISTS (
                 SELECT 1 FROM triples t WHERE t.superseded_at IS NULL
                 AND t.subject_id = e.id) LIMIT 2""",
-            (names.key(word).replace("%", "").replace("_", "") + " %",),
+            (_like_prefix(word),),
         ).fetchall()
         if len(matches) == 1:
             found.append(matches[0][0])

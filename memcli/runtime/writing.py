@@ -84,7 +84,9 @@ SMALL_TALK = re.compile(
 )
 
 
-_NAME_WORDS = r"(?-i:[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*)"
+# A name: a run of capitalised words ("Marta Lindgren", "University of Oslo").
+_NAME = r"[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*"
+_NAME_WORDS = rf"(?-i:{_NAME})"  # the same inside a case-insensitive pattern
 
 
 # A request for everything memory holds about someone or something ("What do you know
@@ -228,7 +230,6 @@ KIN = {
     "daughter": "child",
     "child": "child",
 }
-_NAME = r"[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w'’-]*)*"
 _KIN_APPOSITION = re.compile(
     rf"^\s*(?P<owner>{_NAME}|{USER})['’]s\s+(?:(?:older|younger|little|big|elder|eldest|"
     rf"youngest)\s+)?(?P<kin>{'|'.join(KIN)})[,]?\s+(?P<relative>{_NAME})(?P<rest>[,\s].*)$"
@@ -263,9 +264,7 @@ def role_apposition(resolved: str) -> str | None:
     "Marta Lindgren is Swedish.", the sentence about the one named. None when the
     sentence is not of that form (or the word is a kinship: `kin_apposition`)."""
     match = _ROLE_APPOSITION.match(resolved)
-    if not match or not match.group("rest").strip(" ,.!") or match.group("role") in KIN:
-        return None
-    if match.group("role").split()[-1] in KIN:
+    if not match or not match.group("rest").strip(" ,.!") or match.group("role").split()[-1] in KIN:
         return None
     return f"{match.group('named')} {match.group('rest').lstrip(' ,')}"
 
