@@ -163,7 +163,7 @@ def train(args: argparse.Namespace) -> Path:
     if args.chat:  # conversational writes (recipes/chat_train.py), train split only
         from recipes import chat_train
 
-        examples += chat_train.chat_examples(args.chat, args.seed)
+        examples += chat_train.chat_examples(args.chat, args.seed, args.chatter)
     encoded = [encode(e, tokenizer) for e in examples]
     keep = [i for i, (ids, _) in enumerate(encoded) if len(ids) <= args.max_len]
     examples = [examples[i] for i in keep]
@@ -284,6 +284,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also train on the write calls of N conversations of the train split "
         "of recipes/chat_data.py (recipes/chat_train.py; 400 give ~1,400)",
+    )
+    p.add_argument(
+        "--chatter",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="with --chat, sentences stating no fact a conversation, each an empty write "
+        "(recipes/chat_train.CHATTER; 1.5: one, half of the time two)",
     )
     p.add_argument(
         "--max-context",

@@ -113,6 +113,28 @@ def test_examples_are_deterministic():
     ]
 
 
+def test_chatter_sentences_are_taught_as_empty_writes_about_the_person():
+    plain = chat_train.chat_examples(20)
+    examples = chat_train.chat_examples(20, chatter=1.5)
+    empty = [e for e in examples if e.target == protocol.CLOSE + IM_END]
+    assert not [e for e in plain if e.target == protocol.CLOSE + IM_END]
+    # 20 conversations at 1.5 a conversation (the 5 + 5 special ones get none)
+    assert 20 <= len(empty) <= 40
+    assert len(examples) - len(empty) == len(plain)  # every fact still taught
+    people = {
+        fact[0]
+        for c in chat_data.conversations("train", 20)
+        for t in c["turns"]
+        for fact in t.get("facts") or []
+    }
+    shapes = [c.split("{s} ", 1)[1].split("{")[0] for c in chat_train.CHATTER]
+    for example in empty:
+        sentence = example.segments[0][0].rsplit("Sentence: ", 1)[1].split("<|im_end|>")[0]
+        assert any(sentence.startswith(p + " ") for p in people), sentence  # "She" resolved
+        assert any(shape in sentence for shape in shapes), sentence
+    assert [e.text for e in examples] == [e.text for e in chat_train.chat_examples(20, chatter=1.5)]
+
+
 def test_first_person_and_relatives_are_taught_by_name_after_the_introduction():
     conversation = {
         "id": "me",
