@@ -5,6 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# llama.cpp built with -march=native compiles in its AMX kernels when the CPU reports AMX,
+# and those crash (SIGSEGV at `ldtilecfg`, in every model call) on virtual machines whose
+# CPU reports AMX but whose hypervisor does not let programs use it: seen on this
+# project's 2-core Xeon VMs with llama-cpp-python 0.3.36. Build it without them (the rest
+# stays native); --no-cache-dir because pip would otherwise reuse a wheel it once built
+# with other flags. An older .venv keeps its build: `make clean` first.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
+PIP_INSTALL := CFLAGS="$$CFLAGS $(NO_AMX)" CXXFLAGS="$$CXXFLAGS $(NO_AMX)" \
+	$(BIN)/python -m pip install --quiet --no-cache-dir
+
 .PHONY: chat test lint docs bench bench-quick adapters clean
 
 $(BIN)/python:
@@ -12,7 +24,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 chat: $(STAMP)
@@ -42,7 +54,7 @@ bench-quick: $(STAMP)
 # (torch 2.13.0 CPU build, transformers, peft, gguf); an interrupted run resumes.
 TRAIN_STAMP := $(VENV)/.installed-train
 $(TRAIN_STAMP): pyproject.toml | $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	$(PIP_INSTALL) -e '.[dev,train]'
 	touch $(TRAIN_STAMP)
 
 adapters: $(TRAIN_STAMP)
