@@ -58,7 +58,7 @@ $(TRAIN_STAMP): pyproject.toml | $(STAMP)
 	touch $(TRAIN_STAMP)
 
 adapters: $(TRAIN_STAMP)
-	$(BIN)/python -m recipes.train --epochs 2 --minutes 78
+	$(BIN)/python -m recipes.train --fresh --epochs 2 --minutes 90 --chat 200 --chatter 1.5
 	$(BIN)/python -m recipes.export recipes/work/adapter memcli/models/smollm2-135m-memllm-lora.gguf
 
 clean:

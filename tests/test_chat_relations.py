@@ -429,3 +429,39 @@ def test_real_model_first_person_and_the_new_chairperson():
             ("Ayla Brandt", "employer", "Lumen Analytics"),
             ("Harbor Crane Works", "chairperson", "Femi Osei"),
         }
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Ingrid Solberg visited Rome last summer.",  # was residence, superseding Oslo
+        "Ingrid Solberg spent a lovely weekend in Rome.",  # was residence
+        "Ingrid Solberg flew to Rome for a conference.",  # was educated at
+        "Ingrid Solberg applied for a job at Nordhavn Bank.",  # was employer
+        "Ingrid Solberg had lunch with a client from Nordhavn Bank.",  # was employer
+        "Ingrid Solberg read a long article about Nordhavn Bank.",  # was notable work
+        "Ingrid Solberg watched a documentary about Rome.",  # was Rome >> director >> her
+    ],
+)
+def test_a_one_off_event_stores_no_fact_even_when_the_model_proposes_one(sentence):
+    triples, skipped = writing.checked_triples(sentence, [], RELATIONS, people=("Ingrid Solberg",))
+    assert triples == [] and skipped == [
+        "Ingrid Solberg did something once: no lasting fact to keep"
+    ]
+    proposed = [
+        ("Ingrid Solberg", "residence", "Rome"),
+        ("Ingrid Solberg", "employer", "Nordhavn Bank"),
+    ]
+    assert writing.checked_triples(sentence, proposed, RELATIONS)[0] == []
+
+
+def test_lasting_facts_told_with_event_like_verbs_are_still_kept():
+    assert writing.checked_triples(
+        "Ingrid Solberg took a job at Nordhavn Bank.", [], RELATIONS, people=("Ingrid Solberg",)
+    )[0] == [("Ingrid Solberg", "employer", "Nordhavn Bank")]
+    assert writing.checked_triples(
+        "Ingrid Solberg went to school at the University of Bergen.",
+        [],
+        RELATIONS,
+        people=("Ingrid Solberg",),
+    )[0] == [("Ingrid Solberg", "educated at", "University of Bergen")]

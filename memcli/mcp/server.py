@@ -941,6 +941,9 @@ def serve_http(
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # Listening before the URL is announced: a client told it connects at once, and a
+    # socket only bound refuses it (seen under load: the test's first call failed).
+    sock.listen(2048)  # uvicorn's default backlog
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     config = uvicorn.Config(

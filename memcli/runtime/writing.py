@@ -584,6 +584,11 @@ def checked_triples(
 
     out: list[tuple[str, str, str]] = []
     skipped: list[str] = []
+    if subject and _EVENT.match(resolved.lstrip()[len(subject) :]):
+        # "X visited Rome last summer", "X applied for a job at Y": something X did once,
+        # no lasting fact about X (the nearest relations, residence and employer, would
+        # be wrong and would supersede what is true).
+        return [], [f"{subject} did something once: no lasting fact to keep"]
 
     def complete(span: str) -> str:
         for name in found:
@@ -665,6 +670,16 @@ def _one_relation_a_pair(
 
 
 NO_RELATION = "no relation I know fits"
+# Verbs of a one-off event, right after the subject: the sentence states no fact memory
+# keeps. Not "went to" ("went to school at" is `educated at`) or "took a job".
+_EVENT = re.compile(
+    r"^\s*(?:(?:just|finally|recently|also|once)\s+)?(?:"
+    r"visited|is visiting|was visiting|will visit|spent|flew|travell?ed|drove|toured|"
+    r"had (?:lunch|dinner|breakfast|coffee|a (?:meeting|call|chat))|read|applied|watched|"
+    r"sent|met|saw|called|phoned|emailed|bought|got a|took the"
+    r")\b",
+    re.IGNORECASE,
+)
 _OF_FORM = re.compile(
     rf"^\s*(?i:the|a|an|its|their)\s+[^,;]*?\bof\s+(?:the\s+)?(?P<subject>{_NAME})\s+"
     rf"(?:is|was|has become|became|is now)\s+(?:now\s+)?(?P<object>{_NAME})\s*[.!]?\s*$"
