@@ -941,15 +941,15 @@ def serve_http(
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    # Listening before the URL is announced: a client told it connects at once, and a
-    # socket only bound refuses it (seen under load: the test's first call failed).
-    sock.listen(2048)  # uvicorn's default backlog
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     config = uvicorn.Config(
         app, log_config=None, log_level="warning", access_log=False, lifespan="on"
     )
     http = uvicorn.Server(config)
+    # Listening before the URL is announced: a client told it connects at once, and a
+    # socket only bound refuses it (seen under load: the test's first call failed).
+    sock.listen(config.backlog)
     url = f"http://{shown}:{bound}{HTTP_PATH}"
     log.info("serving %s over HTTP at %s (read-only: %s)", server.db, url, server.read_only)
     announce(url)

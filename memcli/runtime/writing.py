@@ -568,6 +568,11 @@ def checked_triples(
         found.insert(0, USER)
     known = {names.key(p) for p in people}
     subject = found[0] if found and resolved.lstrip().startswith(found[0]) else None
+    # "X visited Rome last summer", "X applied for a job at Y": something X did once, no
+    # lasting fact about X (the nearest relations, residence and employer, would be
+    # wrong and would supersede what is true).
+    if subject and _EVENT.match(resolved.lstrip()[len(subject) :]):
+        return [], [f"{subject} did something once: no lasting fact to keep"]
     of_form = _OF_FORM.match(resolved)  # "The new chairperson of X is Y."
     if subject is None and of_form:
         subject = of_form.group("subject")
@@ -584,11 +589,6 @@ def checked_triples(
 
     out: list[tuple[str, str, str]] = []
     skipped: list[str] = []
-    if subject and _EVENT.match(resolved.lstrip()[len(subject) :]):
-        # "X visited Rome last summer", "X applied for a job at Y": something X did once,
-        # no lasting fact about X (the nearest relations, residence and employer, would
-        # be wrong and would supersede what is true).
-        return [], [f"{subject} did something once: no lasting fact to keep"]
 
     def complete(span: str) -> str:
         for name in found:
